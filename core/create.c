@@ -1,0 +1,216 @@
+/* create.c — a snapshot of every disk of a domain, all or nothing.
+ *
+ * Steps: validate → lock → resolve disks and backends → capability, in-use
+ * and (in prepare) space checks → journal the intent with every disk's
+ * planned objects → make the disk snapshots in parallel → write metadata →
+ * clear the journal (the commit point). A failure or cancel removes the
+ * disk snapshots already made; a crash is rolled back by recover. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "disks.h"
+#include "engine.h"
+#include "names.h"
+
+typedef struct create_state {
+  vmsnap_op *op;
+  vs_err *err;
+  domain_ref *dom;
+  store_domain *sd;
+  json_t *snaps;   /* existing snapshot documents */
+  json_t *disks;   /* resolved disk documents */
+  json_t *doc;     /* the new snapshot */
+  vmsnap_job **jobs;
+  size_t njobs;
+  int *made;
+} create_state;
+
+static int resolve_disks(create_state *c)
+{
+  json_t *args = c->op->create_args;
+  json_t *given = json_object_get(args, "disks");
+  if (json_array_size(given)) {
+    c->disks = json_incref(given); /* resolved before the store was opened */
+    return 0;
+  }
+  c->disks = json_deep_copy(json_object_get(c->sd->doc, "disks"));
+  return disks_resolve(c->op->ctx, c->disks, c->err);
+}
+
+static int check_request(create_state *c)
+{
+  unsigned flags = c->op->flags;
+  const char *state = c->dom->drv->state(c->dom);
+  if ((flags & VMSNAP_CREATE_LIVE) && strcmp(state, "running") != 0)
+    return err_set(c->err, VMSNAP_E_UNSUPPORTED,
+                   "--live needs a running domain; %s is %s (%s driver), so there is no memory "
+                   "to keep live", c->dom->key, state, c->dom->drv->scheme);
+  if (strcmp(state, "shutoff") == 0) return disks_check_not_in_use(c->disks, c->err);
+  return 0;
+}
+
+static int pick_name(create_state *c)
+{
+  const char *name = c->op->name;
+  if (name) {
+    if (store_find_by_name(c->snaps, name))
+      return err_set(c->err, VMSNAP_E_EXISTS,
+                     "domain %s already has a snapshot named '%s'; pick another name or delete "
+                     "it first", c->dom->key, name);
+    return 0;
+  }
+  c->op->name = name_default(c->snaps);
+  return c->op->name ? 0 : err_set(c->err, VMSNAP_E_NOMEM, "out of memory");
+}
+
+static void build_doc(create_state *c)
+{
+  char uuid[37];
+  struct timespec ts;
+  uuid_new(uuid);
+  clock_gettime(CLOCK_REALTIME, &ts);
+  json_t *args = c->op->create_args, *current = json_object_get(c->sd->doc, "current");
+  json_t *disks = json_array();
+  size_t i;
+  json_t *d;
+  json_array_foreach(c->disks, i, d) {
+    json_t *copy = json_deep_copy(d);
+    json_object_set_new(copy, "data", json_object());
+    json_array_append_new(disks, copy);
+  }
+  c->doc = json_pack("{s:i, s:s, s:s, s:s, s:O, s:{s:I, s:I}, s:s, s:O, s:o, s:n}",
+                     "format", 1, "uuid", uuid, "name", c->op->name, "domain", c->dom->key,
+                     "description", json_object_get(args, "description"),
+                     "ctime", "sec", (json_int_t)ts.tv_sec, "nsec", (json_int_t)ts.tv_nsec,
+                     "state", c->dom->drv->state(c->dom), "parent", current ? current : json_null(),
+                     "disks", disks, "memory");
+}
+
+/* Undo the disk snapshots that were made (failure, cancel). */
+static void roll_back(create_state *c)
+{
+  vmsnap_job **undo = calloc(c->njobs ? c->njobs : 1, sizeof *undo);
+  size_t k = 0;
+  for (size_t i = 0; undo && i < c->njobs; i++)
+    if (c->made[i]) {
+      undo[k] = c->jobs[i];
+      undo[k]->info.kind = VMSNAP_JOB_ROLLBACK;
+      k++;
+    }
+  vs_err err = {0};
+  atomic_store(&c->op->uncancellable, 1); /* cleanup must not itself be cancelled */
+  op_set_phase(c->op, "rollback", c->njobs);
+  if (k && jobs_run(undo, k, STEP_REMOVE, NULL, &err))
+    op_warn(c->op, "could not remove everything this create made: %s; run snapctl recover %s",
+            err.msg, c->dom->key);
+  free(undo);
+  if (!err.code) store_journal_clear(c->sd, &err);
+}
+
+static int make_disks(create_state *c)
+{
+  int rc = jobs_for_snapshot(c->op, c->doc, VMSNAP_JOB_CREATE, 0, &c->jobs, &c->njobs, c->err);
+  if (rc) return rc;
+  c->made = calloc(c->njobs ? c->njobs : 1, sizeof *c->made);
+  op_set_phase(c->op, "prepare", c->njobs);
+  if ((rc = jobs_run(c->jobs, c->njobs, STEP_PREPARE, NULL, c->err))) return rc;
+  if (op_cancelled(c->op)) return err_set(c->err, VMSNAP_E_CANCELLED, "cancelled");
+
+  json_t *journal = journal_new("create", c->doc);
+  json_object_set(journal, "prev_current", json_object_get(c->sd->doc, "current"));
+  rc = store_journal_write(c->sd, journal, c->err);
+  json_decref(journal);
+  if (rc) return rc;
+  crashpoint("create:journaled");
+
+  op_set_phase(c->op, "create", c->njobs);
+  rc = jobs_run(c->jobs, c->njobs, STEP_CREATE, c->made, c->err);
+  crashpoint("create:disks-made");
+  for (size_t i = 0; !rc && i < c->njobs; i++)
+    if (json_array_size(c->jobs[i]->qmp_actions))
+      rc = err_set(c->err, VMSNAP_E_UNSUPPORTED, "disk %s: backend %s asked for a live QMP "
+                   "snapshot but domain %s has no running QEMU", c->jobs[i]->disk.target,
+                   c->jobs[i]->pl->ops.name, c->dom->key);
+  if (!rc && op_cancelled(c->op)) rc = err_set(c->err, VMSNAP_E_CANCELLED, "cancelled");
+  if (rc) roll_back(c);
+  return rc;
+}
+
+static int record(create_state *c)
+{
+  int rc = apply_other_updates(c->sd, c->snaps, c->jobs, c->njobs, c->err);
+  if (!rc && !(c->op->flags & VMSNAP_CREATE_NO_METADATA)) {
+    rc = store_write_snapshot(c->sd, c->doc, c->err);
+    crashpoint("create:metadata-written");
+    json_t *remembered = json_array();
+    size_t i;
+    json_t *d;
+    json_array_foreach(c->disks, i, d) json_array_append_new(remembered, json_deep_copy(d));
+    json_object_set_new(c->sd->doc, "disks", remembered);
+    json_object_set(c->sd->doc, "current", json_object_get(c->doc, "uuid"));
+    if (!rc) rc = store_write_domain(c->sd, c->err);
+    crashpoint("create:domain-written");
+  }
+  if (!rc) rc = store_journal_clear(c->sd, c->err);
+  return rc;
+}
+
+static int create_body(vmsnap_op *op)
+{
+  create_state c = {.op = op, .err = &op->err};
+  int rc = domain_resolve(op->ctx, op->domain, &c.dom, c.err);
+  if (!rc && op->name) rc = name_validate(op->name, "snapshot name", c.err);
+  json_t *given = json_object_get(op->create_args, "disks");
+  /* Disks named now are checked before anything is written anywhere. */
+  if (!rc && json_array_size(given)) rc = disks_resolve(op->ctx, given, c.err);
+  if (!rc) rc = store_open(op->ctx, c.dom->key, STORE_CREATE, &c.sd, c.err);
+  if (!rc) rc = store_check_no_journal(c.sd, c.err);
+  if (!rc) rc = store_load_snapshots(c.sd, &c.snaps, c.err);
+  if (!rc) rc = pick_name(&c);
+  if (!rc) rc = resolve_disks(&c);
+  if (!rc) rc = check_request(&c);
+  if (!rc) {
+    build_doc(&c);
+    rc = make_disks(&c);
+  }
+  if (!rc) rc = record(&c);
+  if (!rc) {
+    op_add_result(op, snapshot_for_result(c.doc, c.snaps, jstr(c.doc, "uuid")));
+  }
+  jobs_free(c.jobs, c.njobs);
+  free(c.made);
+  json_decref(c.doc);
+  json_decref(c.disks);
+  json_decref(c.snaps);
+  store_close(c.sd);
+  domain_ref_free(c.dom);
+  return rc;
+}
+
+int vmsnap_create(vmsnap_ctx *ctx, const vmsnap_create_params *params, const vmsnap_how *how,
+                  vmsnap_op **opp)
+{
+  if (!ctx || !params || !params->domain) return VMSNAP_E_INVALID;
+  vmsnap_create_params p = {0};
+  memcpy(&p, params, params->struct_size && params->struct_size < sizeof p ? params->struct_size
+                                                                           : sizeof p);
+  vmsnap_op *op = op_new(ctx, OP_CREATE);
+  if (!op) return VMSNAP_E_NOMEM;
+  op->domain = xstrdup(p.domain);
+  op->name = xstrdup(p.name);
+  op->flags = p.flags;
+  op->body = create_body;
+  json_t *disks = json_array();
+  for (size_t i = 0; i < p.ndisks; i++) {
+    const vmsnap_disk_spec *s = &p.disks[i];
+    json_t *d = json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}", "target", s->target, "source",
+                          s->source, "format", s->format, "backend", s->backend, "mode", s->mode,
+                          "file", s->file);
+    json_array_append_new(disks, d ? d : json_object());
+  }
+  op->create_args = json_pack("{s:o, s:s}", "disks", disks, "description",
+                              p.description ? p.description : "");
+  if (!op->create_args) op->create_args = json_pack("{s:[], s:s}", "disks", "description", "");
+  return op_start(ctx, OP_CREATE, how, opp, op);
+}

@@ -1,0 +1,135 @@
+/* disks.c — validates disks and picks the backend that takes each. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "disks.h"
+#include "job.h"
+
+static int target_ok(const char *t)
+{
+  if (!t || !*t || strlen(t) > 32) return 0;
+  for (; *t; t++)
+    if (!((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') || (*t >= '0' && *t <= '9') ||
+          *t == '_' || *t == '-'))
+      return 0;
+  return 1;
+}
+
+/* Checks the source and fills source (absolute), block_device. */
+static int check_source(json_t *doc, vs_err *err)
+{
+  const char *target = jstr(doc, "target"), *src = jstr(doc, "source");
+  char real[PATH_MAX];
+  struct stat st;
+  if (!src || !*src)
+    return err_set(err, VMSNAP_E_INVALID, "disk %s has no source path", target);
+  if (!realpath(src, real) || stat(real, &st) < 0)
+    return err_set(err, err_from_errno(errno), "disk %s: %s: %s; check the path", target, src,
+                   strerror(errno));
+  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode) && !S_ISDIR(st.st_mode))
+    return err_set(err, VMSNAP_E_INVALID,
+                   "disk %s: %s is neither a file, a block device nor a directory", target, src);
+  json_object_set_new(doc, "source", json_string(real));
+  json_object_set_new(doc, "block_device", json_boolean(S_ISBLK(st.st_mode)));
+  if (!jstr(doc, "format")) json_object_set_new(doc, "format", json_string("raw"));
+  return 0;
+}
+
+const plugin *disks_backend(vmsnap_ctx *ctx, json_t *doc, vs_err *err)
+{
+  const char *want = jstr(doc, "backend");
+  vmsnap_disk d = {
+    .struct_size = sizeof d, .target = jstr(doc, "target"), .source = jstr(doc, "source"),
+    .format = jstr(doc, "format"), .mode = jstr(doc, "mode"), .file = jstr(doc, "file"),
+    .is_block_device = json_is_true(json_object_get(doc, "block_device")),
+  };
+  const plugin *best = NULL;
+  int best_score = 0;
+  for (size_t i = 0; i < ctx->nplugins; i++) {
+    const plugin *p = ctx->plugins[i];
+    if (want && strcmp(want, p->ops.name)) continue;
+    if (!p->available) {
+      if (want) {
+        err_set(err, VMSNAP_E_UNSUPPORTED, "disk %s: backend %s cannot run here: %s", d.target,
+                want, p->why);
+        return NULL;
+      }
+      continue;
+    }
+    int score = p->ops.probe(&d);
+    if (score > best_score) { best = p; best_score = score; }
+  }
+  if (best) {
+    json_object_set_new(doc, "backend", json_string(best->ops.name));
+    return best;
+  }
+  if (want && !loader_find(ctx, want))
+    err_set(err, VMSNAP_E_NOT_FOUND, "disk %s: no backend named '%s' is loaded (see snapctl "
+            "plugins)", d.target, want);
+  else
+    err_set(err, VMSNAP_E_UNSUPPORTED, "disk %s (%s, format %s): %s takes it; see snapctl "
+            "plugins for the backends and the disks they take", d.target, d.source, d.format,
+            want ? "the chosen backend no longer" : "no loaded backend");
+  return NULL;
+}
+
+static int check_unique(json_t *docs, vs_err *err)
+{
+  size_t i, j;
+  json_t *a, *b;
+  json_array_foreach(docs, i, a) {
+    json_array_foreach(docs, j, b) {
+      if (j <= i) continue;
+      if (!strcmp(jstr(a, "target"), jstr(b, "target")))
+        return err_set(err, VMSNAP_E_INVALID, "disk target %s is given twice", jstr(a, "target"));
+      if (!strcmp(jstr(a, "source"), jstr(b, "source")))
+        return err_set(err, VMSNAP_E_INVALID, "disks %s and %s are the same %s", jstr(a, "target"),
+                       jstr(b, "target"), jstr(a, "source"));
+    }
+  }
+  return 0;
+}
+
+int disks_resolve(vmsnap_ctx *ctx, json_t *docs, vs_err *err)
+{
+  size_t i;
+  json_t *doc;
+  if (json_array_size(docs) == 0)
+    return err_set(err, VMSNAP_E_INVALID, "no disks: name them with --disk TARGET=SOURCE the "
+                   "first time (they are remembered for the domain after that)");
+  json_array_foreach(docs, i, doc) {
+    if (!target_ok(jstr(doc, "target")))
+      return err_set(err, VMSNAP_E_INVALID, "disk target '%s' must be 1-32 of [A-Za-z0-9_-] "
+                     "(like vda, xvda, hda)", jstr(doc, "target") ? jstr(doc, "target") : "");
+    int rc = check_source(doc, err);
+    if (rc) return rc;
+  }
+  int rc = check_unique(docs, err);
+  if (rc) return rc;
+  json_array_foreach(docs, i, doc)
+    if (!disks_backend(ctx, doc, err)) return err->code;
+  return 0;
+}
+
+int disks_from_specs(vmsnap_ctx *ctx, const vmsnap_disk_spec *specs, size_t n, json_t **docs,
+                     vs_err *err)
+{
+  *docs = json_array();
+  for (size_t i = 0; i < n; i++) {
+    json_t *d = json_object();
+    json_object_set_new(d, "target", json_string(specs[i].target ? specs[i].target : ""));
+    json_object_set_new(d, "source", json_string(specs[i].source ? specs[i].source : ""));
+    static const char *const keys[] = {"format", "backend", "mode", "file"};
+    const char *vals[] = {specs[i].format, specs[i].backend, specs[i].mode, specs[i].file};
+    for (size_t k = 0; k < 4; k++)
+      if (vals[k]) json_object_set_new(d, keys[k], json_string(vals[k]));
+    json_array_append_new(*docs, d);
+  }
+  int rc = disks_resolve(ctx, *docs, err);
+  if (rc) { json_decref(*docs); *docs = NULL; }
+  return rc;
+}

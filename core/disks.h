@@ -1,0 +1,21 @@
+/* disks.h — from what the user named to disks a backend can take. */
+#ifndef VMSNAP_DISKS_H
+#define VMSNAP_DISKS_H
+
+#include "internal.h"
+
+/* Builds disk documents {target, source, format, [backend, mode, file],
+ * block_device} from specs. Sources must exist; formats are what the user
+ * declared (raw by default), never probed. Picks each disk's backend. */
+int disks_from_specs(vmsnap_ctx *ctx, const vmsnap_disk_spec *specs, size_t n,
+                     json_t **docs, vs_err *err);
+/* Re-checks remembered disk documents (still there, same kind) and picks
+ * their backends again. */
+int disks_resolve(vmsnap_ctx *ctx, json_t *docs, vs_err *err);
+const plugin *disks_backend(vmsnap_ctx *ctx, json_t *disk_doc, vs_err *err);
+
+/* BUSY naming the holder when a process has the disk open or locked
+ * (QEMU's image locks are OFD locks; open files are found in /proc). */
+int disks_check_not_in_use(json_t *docs, vs_err *err);
+
+#endif

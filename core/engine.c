@@ -1,0 +1,108 @@
+/* engine.c — what create, delete, revert and recover share. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+int jobs_for_snapshot(vmsnap_op *op, json_t *doc, vmsnap_job_kind kind, unsigned flags,
+                      vmsnap_job ***jobsp, size_t *np, vs_err *err)
+{
+  json_t *disks = json_object_get(doc, "disks");
+  size_t n = json_array_size(disks), i;
+  vmsnap_job **jobs = calloc(n ? n : 1, sizeof *jobs);
+  json_t *disk;
+  *jobsp = NULL;
+  *np = 0;
+  if (!jobs) return err_set(err, VMSNAP_E_NOMEM, "out of memory");
+  json_array_foreach(disks, i, disk) {
+    const char *backend = jstr(disk, "backend");
+    const plugin *pl = backend ? loader_find(op->ctx, backend) : NULL;
+    if (!pl) {
+      jobs_free(jobs, i);
+      return err_set(err, VMSNAP_E_NOT_FOUND,
+                     "disk %s of snapshot '%s' needs backend '%s', which is not loaded (see "
+                     "snapctl plugins)", jstr(disk, "target"), jstr(doc, "name"),
+                     backend ? backend : "?");
+    }
+    json_t *data = json_object_get(disk, "data");
+    if (!data) {
+      data = json_object();
+      json_object_set_new(disk, "data", data);
+    }
+    jobs[i] = job_new(op, i, pl, disk, data, kind, jstr(doc, "name"), jstr(doc, "uuid"), flags);
+  }
+  *jobsp = jobs;
+  *np = n;
+  return 0;
+}
+
+void jobs_free(vmsnap_job **jobs, size_t n)
+{
+  for (size_t i = 0; jobs && i < n; i++) job_free(jobs[i]);
+  free(jobs);
+}
+
+int apply_other_updates(store_domain *sd, json_t *snaps, vmsnap_job **jobs, size_t n, vs_err *err)
+{
+  for (size_t j = 0; j < n; j++) {
+    size_t i;
+    json_t *u;
+    json_array_foreach(jobs[j]->others, i, u) {
+      json_t *doc = store_find_by_uuid(snaps, jstr(u, "uuid"));
+      if (!doc) continue; /* deleted meanwhile: nothing to update */
+      size_t k;
+      json_t *disk;
+      json_array_foreach(json_object_get(doc, "disks"), k, disk) {
+        if (strcmp(jstr(disk, "target"), jstr(u, "target"))) continue;
+        json_t *data = json_object_get(disk, "data");
+        if (!data) json_object_set_new(disk, "data", data = json_object());
+        json_object_set(data, jstr(u, "key"), json_object_get(u, "value"));
+      }
+      int rc = store_write_snapshot(sd, doc, err);
+      if (rc) return rc;
+    }
+  }
+  return 0;
+}
+
+vmsnap_snapshot *snapshot_for_result(json_t *doc, json_t *snaps, const char *current_uuid)
+{
+  vmsnap_snapshot *s = snapshot_wrap(json_incref(doc));
+  if (!s) return NULL;
+  const char *parent = jstr(doc, "parent"), *uuid = jstr(doc, "uuid");
+  json_t *p = parent ? store_find_by_uuid(snaps, parent) : NULL;
+  s->parent_name = p ? xstrdup(jstr(p, "name")) : NULL;
+  s->current = current_uuid && uuid && strcmp(current_uuid, uuid) == 0;
+  return s;
+}
+
+json_t *journal_new(const char *op, json_t *snapshot_doc)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return json_pack("{s:i, s:s, s:O, s:I, s:I, s:s}", "format", 1, "op", op, "snapshot",
+                   snapshot_doc, "pid", (json_int_t)getpid(), "started", (json_int_t)ts.tv_sec,
+                   "phase", "start");
+}
+
+int open_for_write(vmsnap_op *op, domain_ref **domp, store_domain **sdp, json_t **snapsp)
+{
+  vs_err *err = &op->err;
+  int rc = domain_resolve(op->ctx, op->domain, domp, err);
+  if (rc) return rc;
+  rc = store_open(op->ctx, (*domp)->key, STORE_WRITE, sdp, err);
+  if (!rc) rc = store_check_no_journal(*sdp, err);
+  if (!rc) rc = store_load_snapshots(*sdp, snapsp, err);
+  return rc;
+}
+
+json_t *find_snapshot(json_t *snaps, const char *domain, const char *name, vs_err *err)
+{
+  json_t *doc = store_find_by_name(snaps, name);
+  if (!doc)
+    err_set(err, VMSNAP_E_NOT_FOUND, "domain %s has no snapshot named '%s' (see snapctl list %s)",
+            domain, name, domain);
+  return doc;
+}

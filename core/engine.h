@@ -1,0 +1,32 @@
+/* engine.h — pieces the operations share. */
+#ifndef VMSNAP_ENGINE_H
+#define VMSNAP_ENGINE_H
+
+#include "domain.h"
+#include "job.h"
+#include "store.h"
+
+/* Jobs for every disk of a snapshot document; each job's data is the
+ * disk's "data" object (shared, so host->set lands in the document). */
+int jobs_for_snapshot(vmsnap_op *op, json_t *doc, vmsnap_job_kind kind, unsigned flags,
+                      vmsnap_job ***jobsp, size_t *np, vs_err *err);
+void jobs_free(vmsnap_job **jobs, size_t n);
+
+/* Applies the set_other updates of jobs to the snapshot documents in
+ * snaps and writes the changed ones. */
+int apply_other_updates(store_domain *sd, json_t *snaps, vmsnap_job **jobs, size_t n, vs_err *err);
+
+/* A result snapshot for the user, with parent name and current flag. */
+vmsnap_snapshot *snapshot_for_result(json_t *doc, json_t *snaps, const char *current_uuid);
+
+json_t *journal_new(const char *op, json_t *snapshot_doc);
+/* Opens the domain for writing and refuses when a journal is pending. */
+int open_for_write(vmsnap_op *op, domain_ref **domp, store_domain **sdp, json_t **snapsp);
+json_t *find_snapshot(json_t *snaps, const char *domain, const char *name, vs_err *err);
+
+/* Removes one snapshot's storage objects (unless metadata_only), re-parents
+ * its children, moves "current", removes its document. Idempotent. */
+int delete_one(vmsnap_op *op, store_domain *sd, json_t *snaps, const char *uuid,
+               unsigned job_flags, int metadata_only, vs_err *err);
+
+#endif

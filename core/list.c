@@ -1,0 +1,134 @@
+/* list.c — a domain's snapshots (list, get), plus objects the backends
+ * find on storage that no snapshot records (shown as foreign). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "disks.h"
+#include "engine.h"
+
+static int has_child(json_t *snaps, const char *uuid)
+{
+  size_t i;
+  json_t *d;
+  json_array_foreach(snaps, i, d)
+    if (jstr(d, "parent") && strcmp(jstr(d, "parent"), uuid) == 0) return 1;
+  return 0;
+}
+
+/* Is value one of the backend data values any snapshot recorded? */
+static int recorded(json_t *snaps, const char *object)
+{
+  size_t i, k;
+  json_t *d, *disk;
+  json_array_foreach(snaps, i, d) {
+    json_array_foreach(json_object_get(d, "disks"), k, disk) {
+      const char *key;
+      json_t *v;
+      json_object_foreach(json_object_get(disk, "data"), key, v)
+        if (json_is_string(v) && strcmp(json_string_value(v), object) == 0) return 1;
+    }
+  }
+  return 0;
+}
+
+static json_t *foreign_doc(const char *domain, json_t *disk, json_t *entry)
+{
+  json_t *d = json_deep_copy(disk);
+  json_object_set_new(d, "data", json_pack("{s:O}", "object", json_object_get(entry, "object")));
+  const char *note = jstr(entry, "note");
+  const char *name = jstr(entry, "snapshot_name") ? jstr(entry, "snapshot_name")
+                                                  : jstr(entry, "object");
+  return json_pack("{s:i, s:s, s:s, s:s, s:s, s:{s:O, s:i}, s:s, s:n, s:[o], s:n, s:b}",
+                   "format", 1, "uuid", "", "name", name, "domain", domain, "description",
+                   note ? note : "", "ctime", "sec", json_object_get(entry, "ctime"), "nsec", 0,
+                   "state", "shutoff", "parent", "disks", d, "memory", "foreign", 1);
+}
+
+/* Asks each remembered disk's backend what is on storage. */
+static void add_foreign(vmsnap_op *op, store_domain *sd, json_t *snaps, json_t *out)
+{
+  json_t *disks = json_deep_copy(json_object_get(sd->doc, "disks"));
+  size_t i;
+  json_t *disk;
+  json_array_foreach(disks, i, disk) {
+    vs_err err = {0};
+    const plugin *pl = jstr(disk, "backend") ? loader_find(op->ctx, jstr(disk, "backend")) : NULL;
+    if (!pl || !pl->ops.list) continue;
+    vmsnap_job *job = job_new(op, 0, pl, disk, NULL, VMSNAP_JOB_LIST, NULL, NULL, 0);
+    if (job && jobs_run(&job, 1, STEP_LIST, NULL, &err) == 0) {
+      size_t k;
+      json_t *e;
+      json_array_foreach(job->entries, k, e)
+        if (!recorded(snaps, jstr(e, "object")))
+          json_array_append_new(out, foreign_doc(sd->name, disk, e));
+    } else if (err.code) {
+      op_warn(op, "could not list objects on storage: %s", err.msg);
+    }
+    job_free(job);
+  }
+  json_decref(disks);
+}
+
+static int list_body(vmsnap_op *op)
+{
+  vs_err *err = &op->err;
+  domain_ref *dom = NULL;
+  store_domain *sd = NULL;
+  json_t *snaps = NULL, *foreign = json_array();
+  int rc = domain_resolve(op->ctx, op->domain, &dom, err);
+  if (!rc) rc = store_open(op->ctx, dom->key, STORE_READ, &sd, err);
+  if (!rc) rc = store_load_snapshots(sd, &snaps, err);
+  if (rc) goto out;
+  if (op->kind == OP_LIST && !(op->flags & (VMSNAP_LIST_ROOTS | VMSNAP_LIST_LEAVES)))
+    add_foreign(op, sd, snaps, foreign);
+  const char *current = jstr(sd->doc, "current");
+  if (op->kind == OP_GET) {
+    json_t *doc = find_snapshot(snaps, dom->key, op->name, err);
+    if (!doc) { rc = err->code; goto out; }
+    op_add_result(op, snapshot_for_result(doc, snaps, current));
+    goto out;
+  }
+  size_t i;
+  json_t *d;
+  json_array_foreach(snaps, i, d) {
+    if ((op->flags & VMSNAP_LIST_ROOTS) && jstr(d, "parent")) continue;
+    if ((op->flags & VMSNAP_LIST_LEAVES) && has_child(snaps, jstr(d, "uuid"))) continue;
+    op_add_result(op, snapshot_for_result(d, snaps, current));
+  }
+  json_array_foreach(foreign, i, d) {
+    vmsnap_snapshot *s = snapshot_wrap(json_incref(d));
+    if (s) { s->foreign = 1; op_add_result(op, s); }
+  }
+out:
+  json_decref(foreign);
+  json_decref(snaps);
+  store_close(sd);
+  domain_ref_free(dom);
+  return rc;
+}
+
+static int start(vmsnap_ctx *ctx, op_kind kind, const char *domain, const char *name,
+                 unsigned flags, const vmsnap_how *how, vmsnap_op **opp)
+{
+  if (!ctx || !domain) return VMSNAP_E_INVALID;
+  vmsnap_op *op = op_new(ctx, kind);
+  if (!op) return VMSNAP_E_NOMEM;
+  op->domain = xstrdup(domain);
+  op->name = xstrdup(name);
+  op->flags = flags;
+  op->body = list_body;
+  return op_start(ctx, kind, how, opp, op);
+}
+
+int vmsnap_list(vmsnap_ctx *ctx, const char *domain, unsigned flags, const vmsnap_how *how,
+                vmsnap_op **opp)
+{
+  return start(ctx, OP_LIST, domain, NULL, flags, how, opp);
+}
+
+int vmsnap_get(vmsnap_ctx *ctx, const char *domain, const char *name, const vmsnap_how *how,
+               vmsnap_op **opp)
+{
+  if (!name) return VMSNAP_E_INVALID;
+  return start(ctx, OP_GET, domain, name, 0, how, opp);
+}

@@ -1,0 +1,124 @@
+/* recover.c — finish or roll back what a crash interrupted, as the
+ * journal's op and phase allow:
+ *   create          → roll back: remove every disk snapshot it planned
+ *                     (backends treat missing objects as done), forget it;
+ *   delete          → finish: remove what is left of every victim;
+ *   revert "stage"  → roll back with revert_abort;
+ *   revert "finish" → finish with revert_finish (restartable). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+static int run_all(vmsnap_op *op, json_t *doc, vmsnap_job_kind kind, job_step step,
+                   const char *phase, vs_err *err)
+{
+  vmsnap_job **jobs;
+  size_t n;
+  int rc = jobs_for_snapshot(op, doc, kind, VMSNAP_JOB_RECOVERY, &jobs, &n, err);
+  if (rc) return rc;
+  op_set_phase(op, phase, n);
+  rc = jobs_run(jobs, n, step, NULL, err);
+  jobs_free(jobs, n);
+  return rc;
+}
+
+static int recover_create(vmsnap_op *op, store_domain *sd, json_t *j, vs_err *err)
+{
+  json_t *doc = json_object_get(j, "snapshot");
+  int rc = run_all(op, doc, VMSNAP_JOB_ROLLBACK, STEP_REMOVE, "recover", err);
+  if (!rc) rc = store_remove_snapshot(sd, jstr(doc, "uuid"), err);
+  if (!rc) {
+    json_object_set(sd->doc, "current", json_object_get(j, "prev_current"));
+    rc = store_write_domain(sd, err);
+  }
+  op_warn(op, "domain %s: rolled back the interrupted create of snapshot '%s'", sd->name,
+          jstr(doc, "name"));
+  return rc;
+}
+
+static int recover_delete(vmsnap_op *op, store_domain *sd, json_t *j, vs_err *err)
+{
+  json_t *snaps;
+  int rc = store_load_snapshots(sd, &snaps, err);
+  size_t i;
+  json_t *v;
+  json_array_foreach(json_object_get(j, "victims"), i, v) {
+    if (rc) break;
+    rc = delete_one(op, sd, snaps, json_string_value(v), VMSNAP_JOB_RECOVERY,
+                    json_is_true(json_object_get(j, "metadata_only")), err);
+  }
+  json_decref(snaps);
+  op_warn(op, "domain %s: finished the interrupted delete of snapshot '%s'", sd->name,
+          jstr(json_object_get(j, "snapshot"), "name"));
+  return rc;
+}
+
+static int recover_revert(vmsnap_op *op, store_domain *sd, json_t *j, vs_err *err)
+{
+  json_t *doc = json_object_get(j, "snapshot");
+  const char *phase = jstr(j, "phase");
+  if (!phase || strcmp(phase, "finish") != 0) {
+    int rc = run_all(op, doc, VMSNAP_JOB_REVERT, STEP_REVERT_ABORT, "recover", err);
+    op_warn(op, "domain %s: rolled back the interrupted revert to '%s'", sd->name,
+            jstr(doc, "name"));
+    return rc;
+  }
+  int rc = run_all(op, doc, VMSNAP_JOB_REVERT, STEP_REVERT_FINISH, "recover", err);
+  if (!rc) {
+    json_object_set(sd->doc, "current", json_object_get(doc, "uuid"));
+    rc = store_write_domain(sd, err);
+  }
+  op_warn(op, "domain %s: finished the interrupted revert to '%s'", sd->name, jstr(doc, "name"));
+  return rc;
+}
+
+static int recover_domain(vmsnap_op *op, const char *name, vs_err *err)
+{
+  store_domain *sd;
+  json_t *j = NULL;
+  int rc = store_open(op->ctx, name, STORE_WRITE, &sd, err);
+  if (rc) return rc;
+  rc = store_journal_read(sd, &j, err);
+  if (rc == VMSNAP_E_NOT_FOUND) { rc = 0; goto out; } /* nothing to do */
+  if (rc) goto out;
+  const char *what = jstr(j, "op");
+  if (what && !strcmp(what, "create")) rc = recover_create(op, sd, j, err);
+  else if (what && !strcmp(what, "delete")) rc = recover_delete(op, sd, j, err);
+  else if (what && !strcmp(what, "revert")) rc = recover_revert(op, sd, j, err);
+  else rc = err_set(err, VMSNAP_E_IO, "%s/journal.json names an unknown operation", sd->dir);
+  if (!rc) rc = store_journal_clear(sd, err);
+  else err_wrap(err, "recover of domain %s failed (the journal is kept; fix the cause and run "
+                "recover again): ", name);
+out:
+  json_decref(j);
+  store_close(sd);
+  return rc;
+}
+
+static int recover_body(vmsnap_op *op)
+{
+  atomic_store(&op->uncancellable, 1); /* recovery runs to its end */
+  if (op->domain) return recover_domain(op, op->domain, &op->err);
+  json_t *names;
+  int rc = store_list_domains(op->ctx, &names, &op->err);
+  size_t i;
+  json_t *n;
+  json_array_foreach(names, i, n) {
+    vs_err e = {0};
+    int r = recover_domain(op, json_string_value(n), &e);
+    if (r && !rc) { rc = r; op->err = e; }
+  }
+  json_decref(names);
+  return rc;
+}
+
+int vmsnap_recover(vmsnap_ctx *ctx, const char *domain, const vmsnap_how *how, vmsnap_op **opp)
+{
+  if (!ctx) return VMSNAP_E_INVALID;
+  vmsnap_op *op = op_new(ctx, OP_RECOVER);
+  if (!op) return VMSNAP_E_NOMEM;
+  op->domain = xstrdup(domain);
+  op->body = recover_body;
+  return op_start(ctx, OP_RECOVER, how, opp, op);
+}

@@ -1,0 +1,246 @@
+/* store.c — per-domain metadata: domain.json, snapshots/<uuid>.json,
+ * journal.json and the lock that serialises writers. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "names.h"
+#include "store.h"
+
+#define LOCK_WAIT_MS 5000
+
+static int take_lock(store_domain *d, vs_err *err)
+{
+  d->lockfd = openat(d->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (d->lockfd < 0)
+    return err_set(err, err_from_errno(errno), "cannot open the lock of domain %s: %s",
+                   d->name, strerror(errno));
+  /* Short operations of other processes finish within the wait; a long
+   * copy holds it longer and the caller gets BUSY, not a hang. */
+  for (int waited = 0;; waited += 20) {
+    if (flock(d->lockfd, LOCK_EX | LOCK_NB) == 0) return 0;
+    if (errno != EWOULDBLOCK || waited >= LOCK_WAIT_MS) break;
+    struct timespec ts = {0, 20 * 1000000};
+    nanosleep(&ts, NULL);
+  }
+  return err_set(err, VMSNAP_E_BUSY,
+                 "domain %s is busy: another vmsnap operation holds %s/lock; wait for it to "
+                 "finish", d->name, d->dir);
+}
+
+static json_t *fresh_domain_doc(const char *name)
+{
+  return json_pack("{s:i, s:s, s:s, s:[], s:n}", "format", 1, "name", name, "driver",
+                   "offline", "disks", "current");
+}
+
+int store_open(vmsnap_ctx *ctx, const char *domain, int mode, store_domain **out,
+               vs_err *err)
+{
+  *out = NULL;
+  int rc = name_validate(domain, "domain name", err);
+  if (rc) return rc;
+  store_domain *d = calloc(1, sizeof *d);
+  if (!d) return err_set(err, VMSNAP_E_NOMEM, "out of memory");
+  d->ctx = ctx;
+  d->dirfd = d->snapdirfd = d->lockfd = -1;
+  d->name = xstrdup(domain);
+  d->dir = xasprintf("%s/domains/%s", ctx->state_dir, domain);
+  if (mode == STORE_CREATE) {
+    char *snaps = xasprintf("%s/snapshots", d->dir);
+    rc = fs_mkdir_p(snaps, 0700, err);
+    free(snaps);
+    if (rc) goto fail;
+  }
+  d->dirfd = open(d->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d->dirfd < 0) {
+    rc = errno == ENOENT
+             ? err_set(err, VMSNAP_E_NOT_FOUND,
+                       "domain %s has no snapshots (nothing under %s)", domain, d->dir)
+             : err_set(err, err_from_errno(errno), "cannot open %s: %s", d->dir,
+                       strerror(errno));
+    goto fail;
+  }
+  d->snapdirfd = openat(d->dirfd, "snapshots", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d->snapdirfd < 0) {
+    rc = err_set(err, VMSNAP_E_IO, "cannot open %s/snapshots: %s", d->dir, strerror(errno));
+    goto fail;
+  }
+  if (mode != STORE_READ && (rc = take_lock(d, err))) goto fail;
+  rc = fs_read_json(d->dirfd, "domain.json", &d->doc, err);
+  if (rc == VMSNAP_E_NOT_FOUND) {
+    d->doc = fresh_domain_doc(domain);
+    rc = 0;
+  }
+  if (rc) goto fail;
+  *out = d;
+  return 0;
+fail:
+  store_close(d);
+  return rc;
+}
+
+void store_close(store_domain *d)
+{
+  if (!d) return;
+  if (d->lockfd >= 0) close(d->lockfd); /* releases the flock */
+  if (d->snapdirfd >= 0) close(d->snapdirfd);
+  if (d->dirfd >= 0) close(d->dirfd);
+  json_decref(d->doc);
+  free(d->name);
+  free(d->dir);
+  free(d);
+}
+
+int store_write_domain(store_domain *d, vs_err *err)
+{
+  return fs_write_json(d->dirfd, "domain.json", d->doc, err);
+}
+
+static int by_ctime(const void *a, const void *b)
+{
+  json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+  json_int_t xs = json_integer_value(json_object_get(json_object_get(x, "ctime"), "sec"));
+  json_int_t ys = json_integer_value(json_object_get(json_object_get(y, "ctime"), "sec"));
+  json_int_t xn = json_integer_value(json_object_get(json_object_get(x, "ctime"), "nsec"));
+  json_int_t yn = json_integer_value(json_object_get(json_object_get(y, "ctime"), "nsec"));
+  if (xs != ys) return xs < ys ? -1 : 1;
+  if (xn != yn) return xn < yn ? -1 : 1;
+  return strcmp(jstr(x, "name"), jstr(y, "name"));
+}
+
+int store_load_snapshots(store_domain *d, json_t **arr, vs_err *err)
+{
+  *arr = NULL;
+  int fd = dup(d->snapdirfd);
+  DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+  if (!dir) {
+    if (fd >= 0) close(fd);
+    return err_set(err, VMSNAP_E_IO, "cannot list %s/snapshots: %s", d->dir, strerror(errno));
+  }
+  rewinddir(dir);
+  size_t n = 0, cap = 16;
+  json_t **docs = malloc(cap * sizeof *docs);
+  struct dirent *de;
+  int rc = 0;
+  while (docs && (de = readdir(dir))) {
+    size_t len = strlen(de->d_name);
+    if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".json") != 0)
+      continue;
+    json_t *doc;
+    rc = fs_read_json(d->snapdirfd, de->d_name, &doc, err);
+    if (rc == VMSNAP_E_NOT_FOUND) { rc = 0; continue; } /* removed meanwhile */
+    if (rc) break;
+    if (n == cap) {
+      json_t **g = realloc(docs, (cap *= 2) * sizeof *docs);
+      if (!g) { json_decref(doc); break; }
+      docs = g;
+    }
+    docs[n++] = doc;
+  }
+  closedir(dir);
+  if (!docs) return err_set(err, VMSNAP_E_NOMEM, "out of memory");
+  qsort(docs, n, sizeof *docs, by_ctime);
+  json_t *out = json_array();
+  for (size_t i = 0; i < n; i++) json_array_append_new(out, docs[i]);
+  free(docs);
+  if (rc) { json_decref(out); return rc; }
+  *arr = out;
+  return 0;
+}
+
+int store_write_snapshot(store_domain *d, json_t *doc, vs_err *err)
+{
+  char name[64];
+  snprintf(name, sizeof name, "%s.json", jstr(doc, "uuid"));
+  return fs_write_json(d->snapdirfd, name, doc, err);
+}
+
+int store_remove_snapshot(store_domain *d, const char *uuid, vs_err *err)
+{
+  char name[64];
+  snprintf(name, sizeof name, "%s.json", uuid);
+  if (unlinkat(d->snapdirfd, name, 0) < 0 && errno != ENOENT)
+    return err_set(err, VMSNAP_E_IO, "cannot remove %s/snapshots/%s: %s", d->dir, name,
+                   strerror(errno));
+  if (fsync(d->snapdirfd) < 0)
+    return err_set(err, VMSNAP_E_IO, "cannot sync %s/snapshots: %s", d->dir, strerror(errno));
+  return 0;
+}
+
+static json_t *find_by(json_t *arr, const char *key, const char *value)
+{
+  size_t i;
+  json_t *doc;
+  json_array_foreach(arr, i, doc) {
+    const char *v = jstr(doc, key);
+    if (v && value && strcmp(v, value) == 0) return doc;
+  }
+  return NULL;
+}
+
+json_t *store_find_by_name(json_t *arr, const char *name) { return find_by(arr, "name", name); }
+json_t *store_find_by_uuid(json_t *arr, const char *uuid) { return find_by(arr, "uuid", uuid); }
+
+int store_journal_read(store_domain *d, json_t **journal, vs_err *err)
+{
+  return fs_read_json(d->dirfd, "journal.json", journal, err);
+}
+
+int store_journal_write(store_domain *d, json_t *journal, vs_err *err)
+{
+  return fs_write_json(d->dirfd, "journal.json", journal, err);
+}
+
+int store_journal_clear(store_domain *d, vs_err *err)
+{
+  if (unlinkat(d->dirfd, "journal.json", 0) < 0 && errno != ENOENT)
+    return err_set(err, VMSNAP_E_IO, "cannot remove %s/journal.json: %s", d->dir,
+                   strerror(errno));
+  if (fsync(d->dirfd) < 0)
+    return err_set(err, VMSNAP_E_IO, "cannot sync %s: %s", d->dir, strerror(errno));
+  return 0;
+}
+
+int store_check_no_journal(store_domain *d, vs_err *err)
+{
+  if (faccessat(d->dirfd, "journal.json", F_OK, AT_SYMLINK_NOFOLLOW) < 0) return 0;
+  json_t *j = NULL;
+  vs_err ignore = {0};
+  store_journal_read(d, &j, &ignore);
+  const char *op = j ? jstr(j, "op") : NULL;
+  const char *snap = j ? jstr(json_object_get(j, "snapshot"), "name") : NULL;
+  err_set(err, VMSNAP_E_NEEDS_RECOVER,
+          "domain %s has an interrupted %s%s%s%s: run 'snapctl recover %s' to finish or roll "
+          "it back first", d->name, op ? op : "operation", snap ? " of snapshot '" : "",
+          snap ? snap : "", snap ? "'" : "", d->name);
+  json_decref(j);
+  return err->code;
+}
+
+int store_list_domains(vmsnap_ctx *ctx, json_t **names, vs_err *err)
+{
+  char *path = xasprintf("%s/domains", ctx->state_dir);
+  DIR *dir = opendir(path);
+  *names = json_array();
+  if (!dir) {
+    int e = errno;
+    free(path);
+    if (e == ENOENT) return 0;
+    return err_set(err, VMSNAP_E_IO, "cannot list domains in %s: %s", ctx->state_dir,
+                   strerror(e));
+  }
+  struct dirent *de;
+  while ((de = readdir(dir)))
+    if (de->d_name[0] != '.') json_array_append_new(*names, json_string(de->d_name));
+  closedir(dir);
+  free(path);
+  return 0;
+}

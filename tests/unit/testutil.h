@@ -1,0 +1,3 @@
+#ifndef VMSNAP_TESTUTIL_H
+#define VMSNAP_TESTUTIL_H
+#endif
