@@ -21,6 +21,7 @@ typedef struct create_state {
   json_t *snaps;   /* existing snapshot documents */
   json_t *disks;   /* resolved disk documents */
   json_t *doc;     /* the new snapshot */
+  json_t *journal;
   vmsnap_job **jobs;
   size_t njobs;
   int *made;
@@ -117,11 +118,11 @@ static int make_disks(create_state *c)
   if ((rc = jobs_run(c->jobs, c->njobs, STEP_PREPARE, NULL, c->err))) return rc;
   if (op_cancelled(c->op)) return err_set(c->err, VMSNAP_E_CANCELLED, "cancelled");
 
-  json_t *journal = journal_new("create", c->doc);
-  json_object_set(journal, "prev_current", json_object_get(c->sd->doc, "current"));
-  rc = store_journal_write(c->sd, journal, c->err);
-  json_decref(journal);
-  if (rc) return rc;
+  c->journal = journal_new("create", c->doc);
+  /* What domain.json said before, so a rolled-back create restores it. */
+  json_object_set(c->journal, "prev_current", json_object_get(c->sd->doc, "current"));
+  json_object_set(c->journal, "prev_disks", json_object_get(c->sd->doc, "disks"));
+  if ((rc = store_journal_write(c->sd, c->journal, c->err))) return rc;
   crashpoint("create:journaled");
 
   op_set_phase(c->op, "create", c->njobs);
@@ -139,7 +140,7 @@ static int make_disks(create_state *c)
 
 static int record(create_state *c)
 {
-  int rc = apply_other_updates(c->sd, c->snaps, c->jobs, c->njobs, c->err);
+  int rc = apply_other_updates(c->sd, c->snaps, c->jobs, c->njobs, c->journal, c->err);
   if (!rc && !(c->op->flags & VMSNAP_CREATE_NO_METADATA)) {
     rc = store_write_snapshot(c->sd, c->doc, c->err);
     crashpoint("create:metadata-written");
@@ -181,6 +182,7 @@ static int create_body(vmsnap_op *op)
   jobs_free(c.jobs, c.njobs);
   free(c.made);
   json_decref(c.doc);
+  json_decref(c.journal);
   json_decref(c.disks);
   json_decref(c.snaps);
   store_close(c.sd);
@@ -191,12 +193,12 @@ static int create_body(vmsnap_op *op)
 int vmsnap_create(vmsnap_ctx *ctx, const vmsnap_create_params *params, const vmsnap_how *how,
                   vmsnap_op **opp)
 {
-  if (!ctx || !params || !params->domain) return VMSNAP_E_INVALID;
+  if (!ctx || !params || !params->domain) return op_refuse(how, VMSNAP_E_INVALID);
   vmsnap_create_params p = {0};
   memcpy(&p, params, params->struct_size && params->struct_size < sizeof p ? params->struct_size
                                                                            : sizeof p);
   vmsnap_op *op = op_new(ctx, OP_CREATE);
-  if (!op) return VMSNAP_E_NOMEM;
+  if (!op) return op_refuse(how, VMSNAP_E_NOMEM);
   op->domain = xstrdup(p.domain);
   op->name = xstrdup(p.name);
   op->flags = p.flags;

@@ -60,7 +60,7 @@ int vmsnap_ctx_new(vmsnap_ctx **ctxp, const vmsnap_config *config, char **errmsg
   if (fs_mkdir_p(ctx->state_dir, 0700, &err)) {
     if (errmsg) *errmsg = xasprintf("cannot use state dir: %s", err.msg);
     vmsnap_ctx_free(ctx);
-    return err.code;
+    return err.code == VMSNAP_E_NOSPC || err.code == VMSNAP_E_NOMEM ? err.code : VMSNAP_E_IO;
   }
   ctx->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (ctx->evfd < 0) {

@@ -57,8 +57,8 @@ static int reparent(store_domain *sd, json_t *snaps, const char *uuid, vs_err *e
 }
 
 /* Removes one victim's storage objects and metadata. */
-int delete_one(vmsnap_op *op, store_domain *sd, json_t *snaps, const char *uuid,
-               unsigned job_flags, int metadata_only, vs_err *err)
+int delete_one(vmsnap_op *op, store_domain *sd, json_t *snaps, json_t *journal,
+               const char *uuid, unsigned job_flags, int metadata_only, vs_err *err)
 {
   json_t *doc = store_find_by_uuid(snaps, uuid);
   if (!doc) return 0; /* already gone (recover repeating a delete) */
@@ -69,7 +69,7 @@ int delete_one(vmsnap_op *op, store_domain *sd, json_t *snaps, const char *uuid,
     if (!rc) {
       op_set_phase(op, "delete", n);
       rc = jobs_run(jobs, n, STEP_REMOVE, NULL, err);
-      if (!rc) rc = apply_other_updates(sd, snaps, jobs, n, err);
+      if (!rc) rc = apply_other_updates(sd, snaps, jobs, n, journal, err);
     }
     jobs_free(jobs, n);
     if (rc) return rc;
@@ -114,7 +114,7 @@ static int delete_body(vmsnap_op *op)
   size_t i;
   json_t *v;
   json_array_foreach(c.victims, i, v) {
-    rc = delete_one(op, c.sd, c.snaps, json_string_value(v), 0,
+    rc = delete_one(op, c.sd, c.snaps, journal, json_string_value(v), 0,
                     op->flags & VMSNAP_DELETE_METADATA_ONLY, c.err);
     if (rc) {
       err_wrap(c.err, "delete stopped: fix the cause and run snapctl recover %s to finish it: ",
@@ -135,11 +135,11 @@ out:
 int vmsnap_delete(vmsnap_ctx *ctx, const char *domain, const char *name, unsigned flags,
                   const vmsnap_how *how, vmsnap_op **opp)
 {
-  if (!ctx || !domain || !name) return VMSNAP_E_INVALID;
+  if (!ctx || !domain || !name) return op_refuse(how, VMSNAP_E_INVALID);
   if ((flags & VMSNAP_DELETE_CHILDREN) && (flags & VMSNAP_DELETE_CHILDREN_ONLY))
-    return VMSNAP_E_INVALID;
+    return op_refuse(how, VMSNAP_E_INVALID);
   vmsnap_op *op = op_new(ctx, OP_DELETE);
-  if (!op) return VMSNAP_E_NOMEM;
+  if (!op) return op_refuse(how, VMSNAP_E_NOMEM);
   op->domain = xstrdup(domain);
   op->name = xstrdup(name);
   op->flags = flags;

@@ -44,27 +44,43 @@ void jobs_free(vmsnap_job **jobs, size_t n)
   free(jobs);
 }
 
-int apply_other_updates(store_domain *sd, json_t *snaps, vmsnap_job **jobs, size_t n, vs_err *err)
+int apply_updates(store_domain *sd, json_t *snaps, json_t *updates, vs_err *err)
 {
-  for (size_t j = 0; j < n; j++) {
-    size_t i;
-    json_t *u;
-    json_array_foreach(jobs[j]->others, i, u) {
-      json_t *doc = store_find_by_uuid(snaps, jstr(u, "uuid"));
-      if (!doc) continue; /* deleted meanwhile: nothing to update */
-      size_t k;
-      json_t *disk;
-      json_array_foreach(json_object_get(doc, "disks"), k, disk) {
-        if (strcmp(jstr(disk, "target"), jstr(u, "target"))) continue;
-        json_t *data = json_object_get(disk, "data");
-        if (!data) json_object_set_new(disk, "data", data = json_object());
-        json_object_set(data, jstr(u, "key"), json_object_get(u, "value"));
-      }
-      int rc = store_write_snapshot(sd, doc, err);
-      if (rc) return rc;
+  size_t i;
+  json_t *u;
+  json_array_foreach(updates, i, u) {
+    json_t *doc = store_find_by_uuid(snaps, jstr(u, "uuid"));
+    if (!doc) continue; /* deleted meanwhile: nothing to update */
+    size_t k;
+    json_t *disk;
+    json_array_foreach(json_object_get(doc, "disks"), k, disk) {
+      if (strcmp(jstr(disk, "target"), jstr(u, "target"))) continue;
+      json_t *data = json_object_get(disk, "data");
+      if (!data) json_object_set_new(disk, "data", data = json_object());
+      json_object_set(data, jstr(u, "key"), json_object_get(u, "value"));
     }
+    int rc = store_write_snapshot(sd, doc, err);
+    if (rc) return rc;
   }
   return 0;
+}
+
+int apply_other_updates(store_domain *sd, json_t *snaps, vmsnap_job **jobs, size_t n,
+                        json_t *journal, vs_err *err)
+{
+  json_t *updates = json_array();
+  for (size_t j = 0; j < n; j++) json_array_extend(updates, jobs[j]->others);
+  int rc = 0;
+  if (json_array_size(updates)) {
+    /* Journaled first: recover re-applies them if we die half-way. */
+    if (journal) {
+      json_object_set(journal, "updates", updates);
+      rc = store_journal_write(sd, journal, err);
+    }
+    if (!rc) rc = apply_updates(sd, snaps, updates, err);
+  }
+  json_decref(updates);
+  return rc;
 }
 
 vmsnap_snapshot *snapshot_for_result(json_t *doc, json_t *snaps, const char *current_uuid)

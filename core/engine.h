@@ -13,8 +13,12 @@ int jobs_for_snapshot(vmsnap_op *op, json_t *doc, vmsnap_job_kind kind, unsigned
 void jobs_free(vmsnap_job **jobs, size_t n);
 
 /* Applies the set_other updates of jobs to the snapshot documents in
- * snaps and writes the changed ones. */
-int apply_other_updates(store_domain *sd, json_t *snaps, vmsnap_job **jobs, size_t n, vs_err *err);
+ * snaps and writes the changed ones, after recording them in the journal
+ * (journal may be NULL when there is none). */
+int apply_other_updates(store_domain *sd, json_t *snaps, vmsnap_job **jobs, size_t n,
+                        json_t *journal, vs_err *err);
+/* Applies [{uuid, target, key, value}] (idempotent; recover uses it). */
+int apply_updates(store_domain *sd, json_t *snaps, json_t *updates, vs_err *err);
 
 /* A result snapshot for the user, with parent name and current flag. */
 vmsnap_snapshot *snapshot_for_result(json_t *doc, json_t *snaps, const char *current_uuid);
@@ -26,7 +30,7 @@ json_t *find_snapshot(json_t *snaps, const char *domain, const char *name, vs_er
 
 /* Removes one snapshot's storage objects (unless metadata_only), re-parents
  * its children, moves "current", removes its document. Idempotent. */
-int delete_one(vmsnap_op *op, store_domain *sd, json_t *snaps, const char *uuid,
-               unsigned job_flags, int metadata_only, vs_err *err);
+int delete_one(vmsnap_op *op, store_domain *sd, json_t *snaps, json_t *journal,
+               const char *uuid, unsigned job_flags, int metadata_only, vs_err *err);
 
 #endif

@@ -5,6 +5,8 @@
 
 #include "internal.h"
 
+const char *vmsnap_version(void) { return VMSNAP_VERSION; }
+
 const char *vmsnap_strerror(int code)
 {
   switch (code) {

@@ -128,6 +128,8 @@ struct vmsnap_op {
 int op_start(vmsnap_ctx *ctx, op_kind kind, const vmsnap_how *how,
              vmsnap_op **opp, vmsnap_op *op);
 vmsnap_op *op_new(vmsnap_ctx *ctx, op_kind kind);
+/* For a call that cannot start: frees how's closures, returns rc. */
+int op_refuse(const vmsnap_how *how, int rc);
 int op_cancelled(vmsnap_op *op);
 void op_add_result(vmsnap_op *op, vmsnap_snapshot *s);
 void op_warn(vmsnap_op *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

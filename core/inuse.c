@@ -18,10 +18,10 @@ static int same_file(const struct stat *a, const struct stat *b)
   return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
-static void proc_comm(const char *pid, char *out, size_t len)
+static void proc_comm(long pid, char *out, size_t len)
 {
   char path[64];
-  snprintf(path, sizeof path, "/proc/%s/comm", pid);
+  snprintf(path, sizeof path, "/proc/%ld/comm", pid);
   FILE *f = fopen(path, "re");
   out[0] = '\0';
   if (f) {
@@ -51,7 +51,7 @@ static long find_opener(const struct stat *want, char *comm, size_t len)
     while ((fe = readdir(fds)))
       if (fe->d_name[0] != '.' && fstatat(dfd, fe->d_name, &st, 0) == 0 && same_file(want, &st)) {
         found = pid;
-        proc_comm(pe->d_name, comm, len);
+        proc_comm(pid, comm, len);
         break;
       }
     closedir(fds);

@@ -95,8 +95,10 @@ static void host_log(vmsnap_job *job, int level, const char *fmt, ...)
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  if (job) ctx_log(job->op->ctx, level, "disk %s (%s): %s", job->disk.target,
-                   job->pl->ops.name, msg);
+  if (job)
+    ctx_log(job->op->ctx, level, "disk %s (%s): %s", job->disk.target, job->pl->ops.name, msg);
+  else if (level <= VMSNAP_LOG_WARN)
+    fprintf(stderr, "vmsnap: plugin: %s\n", msg); /* no context to log to yet */
 }
 
 static int spawn_cancelled(void *user) { return op_cancelled(user); }

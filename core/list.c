@@ -110,9 +110,9 @@ out:
 static int start(vmsnap_ctx *ctx, op_kind kind, const char *domain, const char *name,
                  unsigned flags, const vmsnap_how *how, vmsnap_op **opp)
 {
-  if (!ctx || !domain) return VMSNAP_E_INVALID;
+  if (!ctx || !domain) return op_refuse(how, VMSNAP_E_INVALID);
   vmsnap_op *op = op_new(ctx, kind);
-  if (!op) return VMSNAP_E_NOMEM;
+  if (!op) return op_refuse(how, VMSNAP_E_NOMEM);
   op->domain = xstrdup(domain);
   op->name = xstrdup(name);
   op->flags = flags;
@@ -129,6 +129,6 @@ int vmsnap_list(vmsnap_ctx *ctx, const char *domain, unsigned flags, const vmsna
 int vmsnap_get(vmsnap_ctx *ctx, const char *domain, const char *name, const vmsnap_how *how,
                vmsnap_op **opp)
 {
-  if (!name) return VMSNAP_E_INVALID;
+  if (!name) return op_refuse(how, VMSNAP_E_INVALID);
   return start(ctx, OP_GET, domain, name, 0, how, opp);
 }

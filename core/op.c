@@ -188,8 +188,14 @@ static void *op_thread(void *arg)
 
 static void free_closures(const vmsnap_how *how)
 {
-  if (how->done.free) how->done.free(how->done.user);
-  if (how->progress.free) how->progress.free(how->progress.user);
+  if (how && how->done.free) how->done.free(how->done.user);
+  if (how && how->progress.free) how->progress.free(how->progress.user);
+}
+
+int op_refuse(const vmsnap_how *how, int rc)
+{
+  free_closures(how);
+  return rc;
 }
 
 int op_start(vmsnap_ctx *ctx, op_kind kind, const vmsnap_how *how, vmsnap_op **opp, vmsnap_op *op)

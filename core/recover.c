@@ -29,7 +29,9 @@ static int recover_create(vmsnap_op *op, store_domain *sd, json_t *j, vs_err *er
   int rc = run_all(op, doc, VMSNAP_JOB_ROLLBACK, STEP_REMOVE, "recover", err);
   if (!rc) rc = store_remove_snapshot(sd, jstr(doc, "uuid"), err);
   if (!rc) {
+    json_t *prev_disks = json_object_get(j, "prev_disks");
     json_object_set(sd->doc, "current", json_object_get(j, "prev_current"));
+    json_object_set_new(sd->doc, "disks", prev_disks ? json_incref(prev_disks) : json_array());
     rc = store_write_domain(sd, err);
   }
   op_warn(op, "domain %s: rolled back the interrupted create of snapshot '%s'", sd->name,
@@ -45,7 +47,7 @@ static int recover_delete(vmsnap_op *op, store_domain *sd, json_t *j, vs_err *er
   json_t *v;
   json_array_foreach(json_object_get(j, "victims"), i, v) {
     if (rc) break;
-    rc = delete_one(op, sd, snaps, json_string_value(v), VMSNAP_JOB_RECOVERY,
+    rc = delete_one(op, sd, snaps, j, json_string_value(v), VMSNAP_JOB_RECOVERY,
                     json_is_true(json_object_get(j, "metadata_only")), err);
   }
   json_decref(snaps);
@@ -73,6 +75,28 @@ static int recover_revert(vmsnap_op *op, store_domain *sd, json_t *j, vs_err *er
   return rc;
 }
 
+/* Updates to other snapshots that were journaled are re-applied first:
+ * they describe storage the backend already changed. */
+static int reapply_updates(store_domain *sd, json_t *j, vs_err *err)
+{
+  json_t *updates = json_object_get(j, "updates"), *snaps;
+  if (!json_array_size(updates)) return 0;
+  int rc = store_load_snapshots(sd, &snaps, err);
+  if (!rc) rc = apply_updates(sd, snaps, updates, err);
+  json_decref(snaps);
+  return rc;
+}
+
+static int recover_op(vmsnap_op *op, store_domain *sd, json_t *j, vs_err *err)
+{
+  const char *what = jstr(j, "op");
+  if (what && !strcmp(what, "create")) return recover_create(op, sd, j, err);
+  if (what && !strcmp(what, "delete")) return recover_delete(op, sd, j, err);
+  if (what && !strcmp(what, "revert")) return recover_revert(op, sd, j, err);
+  return err_set(err, VMSNAP_E_IO, "%s/journal.json names an unknown operation '%s'", sd->dir,
+                 what ? what : "");
+}
+
 static int recover_domain(vmsnap_op *op, const char *name, vs_err *err)
 {
   store_domain *sd;
@@ -82,11 +106,8 @@ static int recover_domain(vmsnap_op *op, const char *name, vs_err *err)
   rc = store_journal_read(sd, &j, err);
   if (rc == VMSNAP_E_NOT_FOUND) { rc = 0; goto out; } /* nothing to do */
   if (rc) goto out;
-  const char *what = jstr(j, "op");
-  if (what && !strcmp(what, "create")) rc = recover_create(op, sd, j, err);
-  else if (what && !strcmp(what, "delete")) rc = recover_delete(op, sd, j, err);
-  else if (what && !strcmp(what, "revert")) rc = recover_revert(op, sd, j, err);
-  else rc = err_set(err, VMSNAP_E_IO, "%s/journal.json names an unknown operation", sd->dir);
+  rc = reapply_updates(sd, j, err);
+  if (!rc) rc = recover_op(op, sd, j, err);
   if (!rc) rc = store_journal_clear(sd, err);
   else err_wrap(err, "recover of domain %s failed (the journal is kept; fix the cause and run "
                 "recover again): ", name);
@@ -115,9 +136,9 @@ static int recover_body(vmsnap_op *op)
 
 int vmsnap_recover(vmsnap_ctx *ctx, const char *domain, const vmsnap_how *how, vmsnap_op **opp)
 {
-  if (!ctx) return VMSNAP_E_INVALID;
+  if (!ctx) return op_refuse(how, VMSNAP_E_INVALID);
   vmsnap_op *op = op_new(ctx, OP_RECOVER);
-  if (!op) return VMSNAP_E_NOMEM;
+  if (!op) return op_refuse(how, VMSNAP_E_NOMEM);
   op->domain = xstrdup(domain);
   op->body = recover_body;
   return op_start(ctx, OP_RECOVER, how, opp, op);

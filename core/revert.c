@@ -119,7 +119,9 @@ static int finish(revert_state *c)
   if (rc) return err_wrap(c->err, "revert past its point of no return failed; fix the cause and "
                           "run snapctl recover %s to complete it: ", c->dom->key);
   crashpoint("revert:finished");
-  rc = apply_other_updates(c->sd, c->snaps, c->jobs, c->njobs, c->err);
+  rc = apply_other_updates(c->sd, c->snaps, c->jobs, c->njobs, c->journal, c->err);
+  /* What a backend recorded while reverting (a new id…) is kept. */
+  if (!rc) rc = store_write_snapshot(c->sd, c->doc, c->err);
   json_object_set(c->sd->doc, "current", json_object_get(c->doc, "uuid"));
   if (!rc) rc = store_write_domain(c->sd, c->err);
   if (!rc) rc = store_journal_clear(c->sd, c->err);
@@ -148,9 +150,9 @@ static int revert_body(vmsnap_op *op)
 int vmsnap_revert(vmsnap_ctx *ctx, const char *domain, const char *name, unsigned flags,
                   const vmsnap_how *how, vmsnap_op **opp)
 {
-  if (!ctx || !domain || !name) return VMSNAP_E_INVALID;
+  if (!ctx || !domain || !name) return op_refuse(how, VMSNAP_E_INVALID);
   vmsnap_op *op = op_new(ctx, OP_REVERT);
-  if (!op) return VMSNAP_E_NOMEM;
+  if (!op) return op_refuse(how, VMSNAP_E_NOMEM);
   op->domain = xstrdup(domain);
   op->name = xstrdup(name);
   op->flags = flags;

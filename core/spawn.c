@@ -1,8 +1,8 @@
 /* spawn.c — runs helper programs (qemu-img, lvm…); the contract is in spawn.h.
  *
- *   caller thread ──clone3(exit_signal 0, pidfd)──> intermediate ──clone3(pidfd)──> tool
- *     reads stdout/stderr/status pipes              waits for the tool,              execve()
- *     writes 'T'/'K' on the cancel socket           forwards T/K as signals
+ *   caller thread ──clone3(exit_signal 0, pidfd)──> intermediate ──clone3──> tool
+ *     reads stdout/stderr/status pipes             waits for the tool,      execve()
+ *     writes 'T'/'K' on the cancel socket          forwards T/K as signals
  *
  * Why an intermediate: libvmsnap lives in daemons that own SIGCHLD. A host
  * that calls waitpid(-1) or sets SIGCHLD to SIG_IGN would reap a direct child
@@ -250,7 +250,7 @@ static void close_gap(unsigned lo, unsigned hi, long max_fd)
  * parent's pipe ends must go for its EOF to work. */
 static int child_close_fds(spawn_child *c)
 {
-  int keep[CFD_COUNT];
+  int keep[CFD_COUNT] = {0};
   for (int i = 0; i < CFD_COUNT; i++) {
     if (c->fd[i] < 3 && (c->fd[i] = fcntl(c->fd[i], F_DUPFD_CLOEXEC, 3)) < 0)
       return -1;

@@ -16,6 +16,14 @@
 
 #define LOCK_WAIT_MS 5000
 
+/* How long a writer waits for another operation on the domain:
+ * $VMSNAP_LOCK_TIMEOUT_MS, else 5 s. */
+static int lock_wait_ms(void)
+{
+  const char *env = getenv("VMSNAP_LOCK_TIMEOUT_MS");
+  return env && *env ? atoi(env) : LOCK_WAIT_MS;
+}
+
 static int take_lock(store_domain *d, vs_err *err)
 {
   d->lockfd = openat(d->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -24,9 +32,10 @@ static int take_lock(store_domain *d, vs_err *err)
                    d->name, strerror(errno));
   /* Short operations of other processes finish within the wait; a long
    * copy holds it longer and the caller gets BUSY, not a hang. */
+  int limit = lock_wait_ms();
   for (int waited = 0;; waited += 20) {
     if (flock(d->lockfd, LOCK_EX | LOCK_NB) == 0) return 0;
-    if (errno != EWOULDBLOCK || waited >= LOCK_WAIT_MS) break;
+    if (errno != EWOULDBLOCK || waited >= limit) break;
     struct timespec ts = {0, 20 * 1000000};
     nanosleep(&ts, NULL);
   }

@@ -122,7 +122,8 @@ struct vmsnap_host {
   /* A warning shown to the user with the op's result. */
   void (*warn)(vmsnap_job *job, const char *fmt, ...)
       __attribute__((format(printf, 2, 3)));
-  /* Log for debugging (job may be NULL). level: VMSNAP_LOG_*. */
+  /* Log for debugging. level: VMSNAP_LOG_*. With job == NULL (e.g. in
+   * load) warnings and errors go to stderr, the rest is dropped. */
   void (*log)(vmsnap_job *job, int level, const char *fmt, ...)
       __attribute__((format(printf, 3, 4)));
 
@@ -215,11 +216,18 @@ typedef struct vmsnap_plugin {
 /* Defines the one exported entry point. Use once per plugin:
  *   static const vmsnap_plugin ops = { .name = "x", ... };
  *   VMSNAP_REGISTER_PLUGIN(ops)  */
+#ifdef __cplusplus
+#define VMSNAP_PLUGIN_EXTERN_C extern "C"
+#else
+#define VMSNAP_PLUGIN_EXTERN_C
+#endif
 #define VMSNAP_REGISTER_PLUGIN(ops)                                           \
-  __attribute__((visibility("default"))) const vmsnap_plugin *               \
-  vmsnap_plugin_init(size_t *struct_size, uint32_t *abi_version);            \
-  __attribute__((visibility("default"))) const vmsnap_plugin *               \
-  vmsnap_plugin_init(size_t *struct_size, uint32_t *abi_version)             \
+  VMSNAP_PLUGIN_EXTERN_C __attribute__((visibility("default")))              \
+  const vmsnap_plugin *vmsnap_plugin_init(size_t *struct_size,               \
+                                          uint32_t *abi_version);            \
+  VMSNAP_PLUGIN_EXTERN_C __attribute__((visibility("default")))              \
+  const vmsnap_plugin *vmsnap_plugin_init(size_t *struct_size,               \
+                                          uint32_t *abi_version)             \
   {                                                                           \
     *struct_size = sizeof(vmsnap_plugin);                                     \
     *abi_version = VMSNAP_PLUGIN_ABI_VERSION;                                 \

@@ -45,6 +45,9 @@ enum {
   VMSNAP_E_INPROGRESS = -12, /* the operation has not finished yet */
 };
 
+/* The library's version, "MAJOR.MINOR.PATCH". */
+const char *vmsnap_version(void);
+
 /* A short, static description of a return code. */
 const char *vmsnap_strerror(int code);
 
@@ -149,8 +152,9 @@ typedef void vmsnap_free_fn(void *user);
  * With done.fn set the call starts the operation and returns 0; done.fn then
  * runs exactly once, with the op's result, on a worker thread (or from
  * vmsnap_ctx_dispatch with VMSNAP_CTX_HOST_DISPATCH). A negative return means
- * it did not start and done.fn never runs. Either way each closure's free
- * runs exactly once, after its last call. Progress is rate-limited. */
+ * it did not start (only for a NULL ctx or params, or out of memory) and
+ * done.fn never runs. Either way each closure's free runs exactly once,
+ * after its last call. Progress is rate-limited. */
 typedef struct vmsnap_how {
   size_t struct_size;
   struct { vmsnap_done_fn *fn; void *user; vmsnap_free_fn *free; } done;

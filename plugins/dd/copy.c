@@ -35,7 +35,8 @@ typedef struct copy_state {
   char *buf;     /* RW_CHUNK bytes, page aligned, made on first use */
 } copy_state;
 
-static int vfail(dd_copy_result *res, int err, int with_reason,
+static int __attribute__((format(printf, 4, 0)))
+vfail(dd_copy_result *res, int err, int with_reason,
                  const char *fmt, va_list ap)
 {
   char what[768];
@@ -98,6 +99,7 @@ int dd_fd_size(int fd, uint64_t *size)
 {
   struct stat sb;
 
+  *size = 0;
   if (fstat(fd, &sb) < 0)
     return -errno;
   if (S_ISREG(sb.st_mode)) {
@@ -112,7 +114,7 @@ int dd_fd_size(int fd, uint64_t *size)
 int dd_allocated_bytes(int fd, uint64_t *bytes)
 {
   struct stat sb;
-  uint64_t size;
+  uint64_t size = 0;
   int rc = dd_fd_size(fd, &size);
 
   if (rc < 0 || fstat(fd, &sb) < 0)
@@ -125,6 +127,10 @@ int dd_allocated_bytes(int fd, uint64_t *bytes)
     off_t data = lseek(fd, off, SEEK_DATA);
     if (data < 0 && errno == ENXIO)
       break; /* only a hole up to the end */
+    if (data < 0 && errno == EINVAL) {
+      *bytes += size - (uint64_t)off; /* cannot tell: count it all */
+      break;
+    }
     if (data < 0)
       return -errno;
     off_t hole = lseek(fd, data, SEEK_HOLE);
@@ -198,7 +204,7 @@ static int rw_chunk(copy_state *st, uint64_t off, size_t n)
       continue;
     if (r < 0)
       return fail(st->res, errno, "reading %s at offset %llu", st->src_name,
-                  (unsigned long long)(off + got));
+                  (unsigned long long)off + got);
     if (r == 0)
       return short_source(st, off + got);
     got += (size_t)r;
@@ -303,33 +309,48 @@ static int try_reflink(copy_state *st)
   return fail(st->res, errno, "cloning %s into %s", st->src_name, st->dst_name);
 }
 
-/* Copies each data extent of the source; holes are skipped (regular
- * destination) or zeroed (block device). A block device source is one
- * data extent, as lseek reports it. */
-static int copy_extents(copy_state *st)
+/* The next data extent [*data, *hole) at or after off; *data == size when
+ * only a hole is left. A block device, or a filesystem that cannot tell,
+ * is all data. */
+static int next_extent(copy_state *st, uint64_t off, uint64_t *data,
+                       uint64_t *hole)
 {
   uint64_t size = st->res->size;
+  off_t d = -1, h = -1;
 
-  for (uint64_t off = 0; off < size;) {
-    off_t data = lseek(st->src, (off_t)off, SEEK_DATA);
-    if (data < 0 && errno != ENXIO)
-      return fail(st->res, errno, "looking for data in %s", st->src_name);
-    uint64_t d = data < 0 || (uint64_t)data > size ? size : (uint64_t)data;
-    if (d > off && !st->dst_is_reg) {
-      int rc = zero_range(st, off, d - off);
-      if (rc < 0)
-        return rc;
-    }
-    if (d >= size)
-      break;
-    off_t hole = lseek(st->src, data, SEEK_HOLE);
-    if (hole < 0)
-      return fail(st->res, errno, "looking for holes in %s", st->src_name);
-    uint64_t h = (uint64_t)hole > size ? size : (uint64_t)hole;
-    int rc = copy_extent(st, d, h - d);
+  *data = off;
+  *hole = size;
+  if (!st->src_is_reg)
+    return 0;
+  d = lseek(st->src, (off_t)off, SEEK_DATA);
+  if (d < 0 && errno == ENXIO)
+    d = (off_t)size;
+  else if (d < 0)
+    return errno == EINVAL ? 0 : fail(st->res, errno, "looking for data in %s", st->src_name);
+  *data = (uint64_t)d > size ? size : (uint64_t)d;
+  if (*data >= size)
+    return 0;
+  h = lseek(st->src, d, SEEK_HOLE);
+  if (h < 0)
+    return fail(st->res, errno, "looking for holes in %s", st->src_name);
+  *hole = (uint64_t)h > size ? size : (uint64_t)h;
+  return 0;
+}
+
+/* Copies each data extent of the source; holes are skipped (regular
+ * destination) or zeroed (block device). */
+static int copy_extents(copy_state *st)
+{
+  uint64_t size = st->res->size, data, hole;
+
+  for (uint64_t off = 0; off < size; off = hole) {
+    int rc = next_extent(st, off, &data, &hole);
+    if (rc == 0 && data > off && !st->dst_is_reg)
+      rc = zero_range(st, off, data - off);
+    if (rc == 0 && data < size)
+      rc = copy_extent(st, data, hole - data);
     if (rc < 0)
       return rc;
-    off = h;
   }
   return 0;
 }
@@ -359,7 +380,7 @@ static int copy_setup(copy_state *st)
   if ((rc = dd_allocated_bytes(st->src, &st->res->total)) < 0)
     return fail(st->res, -rc, "mapping the data of %s", st->src_name);
   if (!st->dst_is_reg) {
-    uint64_t dsize;
+    uint64_t dsize = 0;
     if ((rc = dd_fd_size(st->dst, &dsize)) < 0)
       return fail(st->res, -rc, "reading the size of %s", st->dst_name);
     if (dsize < st->res->size)

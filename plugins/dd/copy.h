@@ -39,7 +39,9 @@ typedef enum dd_copy_method {
 } dd_copy_method;
 
 /* Flags of a copy. */
-#define DD_COPY_NO_REFLINK (1u << 0) /* never share extents (tests, benchmarks) */
+#define DD_COPY_NO_REFLINK (1u << 0) /* no FICLONE (tests, benchmarks); note
+                                        copy_file_range may still share
+                                        extents on btrfs */
 #define DD_COPY_NO_RANGE (1u << 1)   /* never copy_file_range (tests) */
 
 typedef struct dd_copy_result {

@@ -115,6 +115,9 @@ static int dd_prepare(vmsnap_job *job, const vmsnap_job_info *info)
   dd_disk d;
   int rc;
 
+  if ((info->kind == VMSNAP_JOB_CREATE || info->kind == VMSNAP_JOB_REVERT) &&
+      (rc = dd_need_uuid(&j, info)) < 0)
+    return rc;
   switch (info->kind) {
   case VMSNAP_JOB_CREATE:
     return prepare_create(&j, info);
@@ -140,7 +143,8 @@ static int dd_create(vmsnap_job *job, const vmsnap_job_info *info)
     return j.host->error(job, VMSNAP_E_INVALID,
                          "disk %s: no snapshot file was recorded; prepare "
                          "must run before create", info->disk->target);
-  if ((rc = dd_disk_resolve(&j, info->disk, &d)) < 0 ||
+  if ((rc = dd_need_uuid(&j, info)) < 0 ||
+      (rc = dd_disk_resolve(&j, info->disk, &d)) < 0 ||
       (!info->disk->file && (rc = dd_make_default_dir(&j, &d)) < 0))
     return rc;
   snprintf(suffix, sizeof(suffix), ".part-%s", info->snapshot_uuid);
@@ -161,6 +165,8 @@ static int dd_create(vmsnap_job *job, const vmsnap_job_info *info)
   rc = dd_copy_new_file(d.path, &nf, 0, &ops, &res);
   if (rc < 0)
     return dd_copy_failed(&j, rc, &res, what,
+                          "free space there or put the copy on another "
+                          "filesystem with ,file=PATH",
                           "check the disk and the destination, then retry");
   dd_copy_done(&j, what, &res, dd_now() - t0);
   return 0;
@@ -177,10 +183,19 @@ static int dd_remove(vmsnap_job *job, const vmsnap_job_info *info)
   /* Nothing recorded: prepare never got that far, nothing was made. */
   if (!file)
     return 0;
+  if ((rc = dd_need_uuid(&j, info)) < 0)
+    return rc;
+  /* A partial copy of an interrupted create: the uuid in its name makes
+   * it ours even if the crash came before its mark was set. */
   snprintf(suffix, sizeof(suffix), ".part-%s", info->snapshot_uuid);
   if (dd_hidden_sibling(file, suffix, tmp, sizeof(tmp)) == 0 &&
-      (rc = dd_remove_ours(&j, tmp, info->snapshot_uuid)) < 0)
-    return rc;
+      unlink(tmp) < 0 && errno != ENOENT) {
+    int err = errno;
+    return j.host->error(job, VMSNAP_E_BACKEND,
+                         "cannot delete the partial copy %s: %s; check its "
+                         "permissions and run the delete again", tmp,
+                         strerror(err));
+  }
   if ((rc = dd_remove_ours(&j, file, info->snapshot_uuid)) < 0)
     return rc;
   dd_fsync_parent(file);
@@ -206,7 +221,9 @@ static void list_one(const dd_job *j, int dirfd, const char *dir,
   if (statx(dirfd, name, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_BTIME, &sx) < 0 ||
       !S_ISREG(sx.stx_mode))
     return;
-  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  int n = snprintf(path, sizeof(path), "%s/%s", dir, name);
+  if (n < 0 || (size_t)n >= sizeof(path))
+    return;
   vmsnap_list_entry e = {
     .struct_size = sizeof(e),
     .object = path,

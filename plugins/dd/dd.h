@@ -66,9 +66,10 @@ void dd_human_size(uint64_t bytes, char *buf, size_t len);
 /* job.c */
 dd_copy_ops dd_job_ops(dd_job *j, int cancellable);
 int dd_copy_failed(const dd_job *j, int rc, const dd_copy_result *res,
-                   const char *what, const char *hint);
+                   const char *what, const char *nospc_hint, const char *hint);
 void dd_copy_done(const dd_job *j, const char *what,
                   const dd_copy_result *res, double seconds);
+int dd_need_uuid(const dd_job *j, const vmsnap_job_info *info);
 double dd_now(void);
 
 /* revert.c */

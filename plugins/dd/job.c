@@ -4,6 +4,7 @@
 #include "dd.h"
 
 #include <errno.h>
+#include <string.h>
 #include <time.h>
 
 static void job_progress(void *user, uint64_t done, uint64_t total)
@@ -31,9 +32,10 @@ dd_copy_ops dd_job_ops(dd_job *j, int cancellable)
 }
 
 /* res->message says what failed, on which file and why; what names the
- * step for the user, hint says what to do about other failures. */
+ * step for the user; nospc_hint and hint say what to do when space ran
+ * out, and for other failures. */
 int dd_copy_failed(const dd_job *j, int rc, const dd_copy_result *res,
-                   const char *what, const char *hint)
+                   const char *what, const char *nospc_hint, const char *hint)
 {
   switch (rc) {
   case -ECANCELED:
@@ -41,9 +43,8 @@ int dd_copy_failed(const dd_job *j, int rc, const dd_copy_result *res,
                           "%s cancelled; the partial copy was removed", what);
   case -ENOSPC:
     return j->host->error(j->job, VMSNAP_E_NOSPC,
-                          "%s failed: %s; the partial copy was removed; free "
-                          "space on that filesystem or put the copy elsewhere "
-                          "with ,file=PATH", what, res->message);
+                          "%s failed: %s; the partial copy was removed; %s",
+                          what, res->message, nospc_hint);
   case -EEXIST:
     return j->host->error(j->job, VMSNAP_E_EXISTS,
                           "%s failed: %s; it was not made by this snapshot and "
@@ -53,6 +54,18 @@ int dd_copy_failed(const dd_job *j, int rc, const dd_copy_result *res,
     return j->host->error(j->job, VMSNAP_E_BACKEND, "%s failed: %s; %s", what,
                           res->message, hint);
   }
+}
+
+/* Every file name of a snapshot carries its uuid; without one, no op
+ * could tell its files from another snapshot's. */
+int dd_need_uuid(const dd_job *j, const vmsnap_job_info *info)
+{
+  if (info->snapshot_uuid && *info->snapshot_uuid && !strchr(info->snapshot_uuid, '/'))
+    return 0;
+  return j->host->error(j->job, VMSNAP_E_INVALID,
+                        "disk %s: the job has no usable snapshot uuid "
+                        "(a bug in the caller of the dd plugin)",
+                        info->disk->target);
 }
 
 double dd_now(void)

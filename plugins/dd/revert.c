@@ -99,7 +99,8 @@ int dd_revert(vmsnap_job *job, const vmsnap_job_info *info)
   dd_disk d;
   int rc;
 
-  if ((rc = dd_disk_resolve(&j, info->disk, &d)) < 0 ||
+  if ((rc = dd_need_uuid(&j, info)) < 0 ||
+      (rc = dd_disk_resolve(&j, info->disk, &d)) < 0 ||
       (rc = dd_revert_check(&j, info, &d, snap)) < 0 || d.is_block)
     return rc;
   if (staging_paths(info, d.path, staging, part, sizeof(staging)) < 0)
@@ -121,6 +122,8 @@ int dd_revert(vmsnap_job *job, const vmsnap_job_info *info)
     close(xfd);
   if (rc < 0)
     return dd_copy_failed(&j, rc, &res, what,
+                          "the disk is unchanged; the staging copy needs room "
+                          "beside the disk until the revert: free space there",
                           "the disk is unchanged; fix the cause (as root or "
                           "the disk's owner, if ownership failed) and retry");
   dd_copy_done(&j, what, &res, dd_now() - t0);
@@ -148,7 +151,8 @@ static int finish_device(const dd_job *j, const dd_disk *d, const char *snap)
     double t0 = dd_now();
     rc = dd_copy_fd(src, snap, dst, d->path, 0, &ops, &res);
     if (rc < 0)
-      rc = dd_copy_failed(j, rc, &res, what,
+      rc = dd_copy_failed(j, rc, &res, what, "the device is smaller than "
+                          "the snapshot: grow it and run recover",
                           "the device is partly rewritten: fix the cause and "
                           "run recover to finish the revert");
     else
@@ -169,7 +173,8 @@ int dd_revert_finish(vmsnap_job *job, const vmsnap_job_info *info)
   dd_disk d;
   int rc;
 
-  if ((rc = dd_disk_resolve(&j, info->disk, &d)) < 0)
+  if ((rc = dd_need_uuid(&j, info)) < 0 ||
+      (rc = dd_disk_resolve(&j, info->disk, &d)) < 0)
     return rc;
   if (d.is_block)
     return snap ? finish_device(&j, &d, snap)
@@ -195,8 +200,13 @@ int dd_revert_finish(vmsnap_job *job, const vmsnap_job_info *info)
 
 int dd_revert_abort(vmsnap_job *job, const vmsnap_job_info *info)
 {
+  dd_job j = {job, info->host};
   char real[PATH_MAX], staging[PATH_MAX], part[PATH_MAX];
   struct stat sb;
+  int rc;
+
+  if ((rc = dd_need_uuid(&j, info)) < 0)
+    return rc;
 
   /* Works even if the disk vanished meanwhile: only our files go. */
   const char *disk = realpath(info->disk->source, real) ? real : info->disk->source;

@@ -67,11 +67,13 @@ int dd_space_check(const dd_job *j, const char *target, const char *dir,
   dd_human_size(needed, need_s, sizeof(need_s));
   dd_human_size(avail, avail_s, sizeof(avail_s));
   mount_point(dir, mnt, sizeof(mnt));
+  int same = strcmp(mnt, dir) == 0;
   return j->host->error(j->job, VMSNAP_E_NOSPC,
-                        "disk %s: the copy needs %s, %s free on %s (for %s); "
+                        "disk %s: the copy needs %s, %s free on %s%s%s%s; "
                         "free some space there or put the copy on another "
-                        "filesystem with ,file=PATH",
-                        target, need_s, avail_s, mnt, dir);
+                        "filesystem with ,file=PATH", target, need_s, avail_s,
+                        mnt, same ? "" : " (for ", same ? "" : dir,
+                        same ? "" : ")");
 }
 
 /* How much a copy of src into dest_dir takes: nothing when it can be a
@@ -80,14 +82,13 @@ int dd_space_check(const dd_job *j, const char *target, const char *dir,
 int dd_needed_bytes(const dd_job *j, const char *src, const char *dest_dir,
                     uint64_t *needed, uint64_t *data, uint64_t *size)
 {
-  struct stat ss, ds;
-  int fd = open(src, O_RDONLY | O_CLOEXEC);
-  int rc = fd < 0 ? -errno : dd_fd_size(fd, size);
+  struct stat ss = {0}, ds = {0};
+  int rc = 0, fd = open(src, O_RDONLY | O_CLOEXEC);
 
-  if (rc == 0)
-    rc = dd_allocated_bytes(fd, data);
-  if (rc == 0 && (fstat(fd, &ss) < 0 || stat(dest_dir, &ds) < 0))
-    rc = -errno;
+  if (fd < 0 || (rc = dd_fd_size(fd, size)) < 0 ||
+      (rc = dd_allocated_bytes(fd, data)) < 0 || fstat(fd, &ss) < 0 ||
+      stat(dest_dir, &ds) < 0)
+    rc = rc < 0 ? rc : -errno;
   if (fd >= 0)
     close(fd);
   if (rc < 0)

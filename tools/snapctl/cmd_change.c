@@ -118,10 +118,9 @@ const struct command cmd_revert = {
   .name = "revert",
   .run = run_revert,
   .synopsis = "DOMAIN NAME [--running|--paused] [--force]",
-  .summary = "roll a domain back to a snapshot (newer snapshots are kept)",
+  .summary = "roll a domain back to a snapshot",
   .options =
-    "  --running   resume the guest from the snapshot's memory (the default\n"
-    "              is the state it had when the snapshot was taken)\n"
+    "  --running   resume the guest from the snapshot's memory\n"
     "  --paused    restore the memory but leave the guest paused\n"
     "  --force     revert even when the domain's disks or memory size no\n"
     "              longer match the snapshot, or a disk is in use\n",

@@ -41,8 +41,10 @@ static int add_disk(struct create_args *c, const char *text)
   c->bufs[n] = NULL;
   int rc = vmsnap_disk_spec_parse(text, &c->disks[n], &c->bufs[n], &errmsg);
   if (rc < 0) {
-    int code = usage_error(&cmd_create, "--disk %s: %s", text,
-                           errmsg && *errmsg ? errmsg : vmsnap_strerror(rc));
+    /* The library's message quotes the spec and the expected form. */
+    int code = errmsg && *errmsg ? usage_error(&cmd_create, "%s", errmsg)
+                                 : usage_error(&cmd_create, "--disk %s: %s", text,
+                                               vmsnap_strerror(rc));
     free(errmsg);
     free(c->bufs[n]);
     return code;
@@ -146,14 +148,17 @@ static int run_create(struct snapctl *app, int argc, char **argv)
   int opt, code = SNAPCTL_EXIT_OK;
 
   args_init(&a, app, &cmd_create, argc, argv, "", longopts);
-  while (code == SNAPCTL_EXIT_OK && (opt = args_next(&a)) != ARGS_END)
+  while ((opt = args_next(&a)) != ARGS_END) {
     code = opt == ARGS_EXIT ? a.code : parse_option(&c, opt, optarg);
-  if (code == SNAPCTL_EXIT_OK && args_positional(&a, 1, 1, &pos) != 0)
-    code = a.code;
+    if (opt == ARGS_EXIT || code != SNAPCTL_EXIT_OK)
+      goto out;
+  }
+  code = args_positional(&a, 1, 1, &pos) != 0 ? a.code : SNAPCTL_EXIT_OK;
   if (code == SNAPCTL_EXIT_OK) {
     c.params.domain = pos[0];
     code = create(app, &c);
   }
+out:
   create_args_free(&c);
   return code;
 }

@@ -75,8 +75,7 @@ static int list_backends(struct snapctl *app)
   size_t n = vmsnap_backend_count(app->ctx);
   json_t *arr = app->json ? json_array() : NULL;
 
-  if (!n && !app->json)
-    printf("No backend plugins were loaded; check --plugin-dir or $VMSNAP_PLUGIN_PATH.\n");
+  /* No plugins: the library has already warned, naming the directory. */
   for (size_t i = 0; i < n; i++) {
     vmsnap_backend_info b = { .struct_size = sizeof(b) };
     int rc = vmsnap_backend_get(app->ctx, i, &b);

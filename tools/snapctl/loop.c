@@ -41,6 +41,7 @@ static void on_signal(int sigfd, vmsnap_op *op, struct wait_state *w)
     if (w->interrupts == 1) {
       msg("", "cancelling… (the operation cleans up)");
       vmsnap_op_cancel(op);
+      progress_cancelling();
     } else if (w->interrupts == 2) {
       msg("", "still cleaning up; interrupt once more to quit without waiting "
               "(then run `snapctl recover`)");
@@ -119,8 +120,10 @@ int report_failure(vmsnap_op *op, int rc)
 {
   const char *text = op ? vmsnap_op_message(op) : NULL;
 
-  msg("error: ", "%s", text && *text ? text : vmsnap_strerror(rc));
-  if (rc == VMSNAP_E_NEEDS_RECOVER)
+  if (!text || !*text)
+    text = vmsnap_strerror(rc);
+  msg("error: ", "%s", text);
+  if (rc == VMSNAP_E_NEEDS_RECOVER && !strstr(text, "recover"))
     msg("hint: ", "run `snapctl recover` to finish or roll back the "
                   "half-done operation, then try again");
   return exit_code_for(rc);

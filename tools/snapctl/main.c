@@ -1,4 +1,6 @@
 /* main.c — snapctl: global options, command dispatch, exit codes. */
+#include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,8 +55,8 @@ static void usage(FILE *f)
 
 void command_usage(const struct command *cmd, FILE *f)
 {
-  fprintf(f, "Usage: snapctl [GLOBAL OPTIONS] %s %s\n\n%s.\n", cmd->name,
-          cmd->synopsis, cmd->summary);
+  fprintf(f, "Usage: snapctl [GLOBAL OPTIONS] %s %s\n\n%c%s.\n", cmd->name,
+          cmd->synopsis, toupper((unsigned char)cmd->summary[0]), cmd->summary + 1);
   if (cmd->options)
     fprintf(f, "\nOptions:\n%s", cmd->options);
   fprintf(f, "\nRun `snapctl --help` for the global options and exit status.\n");
@@ -157,7 +159,9 @@ int main(int argc, char **argv)
   code = cmd->run(&app, argc, argv);
   app_close(&app);
   if (fflush(stdout) != 0 || ferror(stdout)) {
-    perror("snapctl: error: writing to stdout");
+    /* A reader that went away (`| head`) needs no message. */
+    if (errno != EPIPE)
+      perror("snapctl: error: writing to stdout");
     if (code == SNAPCTL_EXIT_OK)
       code = SNAPCTL_EXIT_FAILURE;
   }

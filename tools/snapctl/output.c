@@ -70,10 +70,12 @@ int table_add(struct table *t, const char *const *cells)
 
 static void print_row(const char *const *row, const size_t *widths, size_t ncols, FILE *f)
 {
+  while (ncols > 1 && !*row[ncols - 1])
+    ncols--; /* no trailing blanks for empty last columns */
   for (size_t c = 0; c < ncols; c++) {
     fputs(row[c], f);
     if (c + 1 == ncols)
-      break; /* no trailing blanks after the last column */
+      break;
     for (size_t w = text_width(row[c]); w < widths[c] + 2; w++)
       fputc(' ', f);
   }

@@ -18,12 +18,14 @@
 #define REDRAW_INTERVAL 0.1  /* seconds: at most ~10 redraws a second */
 #define FIRST_DRAW_DELAY 0.3 /* no bar flashing by for a quick operation */
 #define RATE_INTERVAL 0.5    /* seconds between rate samples */
+#define FIGURES_WIDTH 52     /* "100% 1023.9 MiB / 1023.9 MiB 1023.9 MiB/s  ETA 0:00" */
 
 static struct {
   pthread_mutex_t lock;
   enum progress_mode mode; /* resolved: BAR, JSON or NONE */
   int visible;             /* a bar is on the terminal line now */
   int drawn;               /* drawn at least once for this operation */
+  int cancelling;          /* the rest of the bar is the clean-up */
   double start, last_draw, rate_time;
   uint64_t rate_done;
   double rate;             /* bytes/s, smoothed; 0 while unknown */
@@ -49,7 +51,7 @@ void progress_setup(enum progress_mode mode)
 void progress_begin(void)
 {
   pthread_mutex_lock(&bar.lock);
-  bar.visible = bar.drawn = 0;
+  bar.visible = bar.drawn = bar.cancelling = 0;
   bar.start = bar.last_draw = bar.rate_time = now();
   bar.rate_done = bar.done = bar.total = 0;
   bar.rate = 0;
@@ -116,17 +118,18 @@ static void format_figures(char *out, size_t size)
     fmt_bytes(rate, sizeof(rate), (uint64_t)bar.rate);
     strcat(rate, "/s");
   }
+  /* Fixed widths, so the bar does not jitter as the figures change. */
   if (bar.total == 0) {
-    snprintf(out, size, "%s  %s", done, rate);
+    snprintf(out, size, "%10s  %12s", done, rate);
     return;
   }
   fmt_bytes(total, sizeof(total), bar.total);
-  if (bar.rate > 0 && bar.total > bar.done) {
+  if (bar.rate > 0 && bar.total > bar.done && !bar.cancelling) {
     strcpy(eta, "ETA ");
     fmt_duration(eta + 4, sizeof(eta) - 4, (double)(bar.total - bar.done) / bar.rate);
   }
-  snprintf(out, size, "%3u%%  %s / %s  %s  %s", (unsigned)(bar.done * 100 / bar.total),
-           done, total, rate, eta);
+  snprintf(out, size, "%3u%% %10s / %-10s %12s  %s",
+           (unsigned)(bar.done * 100 / bar.total), done, total, rate, eta);
 }
 
 static void draw_locked(void)
@@ -134,10 +137,13 @@ static void draw_locked(void)
   char label[100], figures[128], line[512];
   int width = term_width() - 1; /* never the last column: it would wrap */
 
-  snprintf(label, sizeof(label), "%s%s%s", bar.phase, bar.disk[0] ? " " : "", bar.disk);
+  snprintf(label, sizeof(label), "%s%s%s", bar.cancelling ? "cancelling" : bar.phase,
+           bar.disk[0] ? " " : "", bar.disk);
   format_figures(figures, sizeof(figures));
-  int room = width - (int)strlen(label) - (int)strlen(figures) - 5;
-  if (bar.total > 0 && room >= 10) {
+  /* The bar's length does not follow the figures' (the ETA comes and
+   * goes): it leaves room for their widest form. */
+  int room = width - (int)strlen(label) - FIGURES_WIDTH - 4;
+  if (bar.total > 0 && room >= 5) {
     char meter[256];
     int fill = (int)((double)room * (double)bar.done / (double)bar.total);
     if (fill > room)
@@ -190,6 +196,15 @@ void progress_update(void *user, vmsnap_op *op, const vmsnap_progress *p)
     bar.last_draw = t;
   }
 out:
+  pthread_mutex_unlock(&bar.lock);
+}
+
+/* Progress still arrives while an op cleans up after a cancel; say so
+ * rather than look as if the cancel was ignored. */
+void progress_cancelling(void)
+{
+  pthread_mutex_lock(&bar.lock);
+  bar.cancelling = 1;
   pthread_mutex_unlock(&bar.lock);
 }
 

@@ -118,6 +118,7 @@ int report_failure(vmsnap_op *op, int rc);
 void progress_setup(enum progress_mode mode);
 void progress_begin(void);
 vmsnap_progress_fn progress_update;
+void progress_cancelling(void);
 void progress_end(int rc);
 void msg(const char *prefix, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what building and testing vmsnap needs on Debian 12 (as root,
+# or through sudo). Quiet when everything is already there.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config
+  libjansson-dev uuid-dev libcmocka-dev   # JSON, UUIDs, unit tests
+  scdoc                                   # the snapctl(1) man page
+  qemu-utils btrfs-progs xfsprogs         # real tools the tests and benchmarks use
+  util-linux e2fsprogs coreutils
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "deps: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

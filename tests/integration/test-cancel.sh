@@ -1,0 +1,90 @@
+#!/bin/bash
+# test-cancel.sh — Ctrl-C (SIGINT) and SIGTERM during a long copy.
+#  create of a 1 GiB dense disk on the plain filesystem, SIGINT while it
+#  copies: exit 5, no snapshot file, no .part file, no metadata, no journal;
+#  the same with SIGTERM;
+#  revert cancelled while it stages its copy: exit 5, the disk unchanged
+#  (checksum), no staging file, no journal, the snapshot still usable.
+. "$(dirname "$0")/lib.sh"
+it_init test-cancel
+
+SIZE_MIB=1024
+disk=$T/vm.img
+make_dense "$disk" $SIZE_MIB
+sha0=$(sha "$disk")
+sddir=$(dd_dir "$disk")
+
+# start_bg ARGS...: snapctl ARGS in the background; its pid in $PID.
+start_bg() {
+  "$SNAPCTL" --state-dir "$ST" --plugin-dir "$PLUGIN_BUILD_DIR" --progress none "$@" >"$OUT" 2>"$ERR" &
+  PID=$!
+  it_on_cleanup "kill -9 $PID"
+}
+
+# interrupt SIGNAL PATTERN WHAT: once a file matching PATTERN shows the copy
+# has begun, waits ~0.5 s more and sends SIGNAL; the exit status in $RC.
+interrupt() {
+  local sig=$1 pat=$2 what=$3
+  if ! wait_for_glob 60 "$PID" "$pat"; then
+    RC=0
+    wait "$PID" || RC=$?
+    show_output
+    fail "$what: no in-progress file $pat appeared (snapctl exited $RC): the copy was too quick to interrupt, or never started"
+  fi
+  sleep 0.5
+  kill -0 "$PID" 2>/dev/null || { show_output; fail "$what: snapctl finished within 0.5 s of starting its copy; too fast to test cancelling"; }
+  kill "-$sig" "$PID"
+  RC=0
+  wait "$PID" || RC=$?
+}
+
+# ---- create, SIGINT -------------------------------------------------------------
+t0=$SECONDS
+start_bg create dom --disk "vda=$disk" --name s1
+interrupt INT "$sddir/.vmsnap-s1.raw.part-*" "create + SIGINT"
+[ "$RC" = 5 ] || { show_output; fail "create cancelled by SIGINT exited $RC, expected 5"; }
+err_has 'cancel' "the cancelled create says so"
+[ ! -e "$(dd_file "$disk" s1)" ] || fail "cancelled create left the snapshot file $(dd_file "$disk" s1)"
+assert_no_leftovers "$T"
+[ -z "$(ls -A "$ST/domains/dom/snapshots" 2>/dev/null)" ] || fail "cancelled create left metadata: $(ls "$ST/domains/dom/snapshots")"
+assert_no_journal dom "cancelled create"
+assert_eq "$(names dom)" - "snapshots after the cancelled create"
+assert_eq "$(sha "$disk")" "$sha0" "the disk after the cancelled create"
+echo "create cancelled after $((SECONDS - t0)) s"
+note "create cancelled by SIGINT: exit 5, nothing left"
+
+# ---- create, SIGTERM ------------------------------------------------------------
+start_bg create dom --disk "vda=$disk" --name s1
+interrupt TERM "$sddir/.vmsnap-s1.raw.part-*" "create + SIGTERM"
+[ "$RC" = 5 ] || { show_output; fail "create cancelled by SIGTERM exited $RC, expected 5"; }
+[ ! -e "$(dd_file "$disk" s1)" ] || fail "cancelled create left the snapshot file"
+assert_no_leftovers "$T"
+assert_no_journal dom "create cancelled by SIGTERM"
+assert_eq "$(names dom)" - "snapshots after the create cancelled by SIGTERM"
+note "create cancelled by SIGTERM: exit 5, nothing left"
+
+# ---- revert, SIGINT while staging -------------------------------------------------
+ok "create (to revert to)" create dom --disk "vda=$disk" --name s1
+scribble "$disk" 0 8 x
+scribble "$disk" 500 8 y
+sha1=$(sha "$disk")
+ino=$(stat -c %i "$disk")
+start_bg revert dom s1
+interrupt INT "$T/.vm.img.vmsnap-revert-*" "revert + SIGINT"
+[ "$RC" = 5 ] || { show_output; fail "revert cancelled by SIGINT exited $RC, expected 5"; }
+err_has 'cancel' "the cancelled revert says so"
+assert_eq "$(stat -c %i "$disk")" "$ino" "the disk's inode after the cancelled revert (was it replaced?)"
+assert_eq "$(sha "$disk")" "$sha1" "the disk after the cancelled revert"
+assert_no_leftovers "$T"
+assert_no_journal dom "cancelled revert"
+assert_eq "$(names dom)" s1 "snapshots after the cancelled revert"
+[ -f "$(dd_file "$disk" s1)" ] || fail "the cancelled revert removed the snapshot file"
+note "revert cancelled while staging: exit 5, disk unchanged"
+
+# The snapshot is still good: a revert that is left alone restores it.
+ok "revert after the cancelled one" revert dom s1
+assert_eq "$(sha "$disk")" "$sha0" "the disk after the uncancelled revert"
+ok "delete" delete dom s1
+assert_no_leftovers "$T"
+
+it_done

@@ -1,0 +1,243 @@
+#!/bin/bash
+# test-crash-recover.sh — kill -9 at every crash point, then recover.
+#
+# For each point of VMSNAP_CRASHPOINT (the library SIGKILLs itself there):
+# run the operation (it must die: exit 137), check that a command that
+# changes the domain is refused with exit 8 and a message naming recover,
+# run `snapctl recover DOMAIN`, and check the state is exactly the old one
+# (create; revert before revert:finishing) or the new one (delete; revert
+# from revert:finishing): disk checksums, snapshot files, list and current
+# snapshot, no journal.json, no .part or .vmsnap-revert file.
+# Then a real kill -9 of snapctl in the middle of a long create copy and of
+# a long revert staging copy, each followed by recover.
+. "$(dirname "$0")/lib.sh"
+it_init test-crash-recover
+
+# crash POINT ARGS...: snapctl ARGS with the crash point set; must die by SIGKILL.
+crash() {
+  local point=$1
+  shift
+  RC=0
+  VMSNAP_CRASHPOINT=$point "$SNAPCTL" --state-dir "$ST" --plugin-dir "$PLUGIN_BUILD_DIR" \
+    --progress none "$@" >"$OUT" 2>"$ERR" || RC=$?
+  [ "$RC" = 137 ] || { show_output; fail "$point: 'snapctl $*' exited $RC, expected 137 (killed at the crash point)"; }
+}
+
+# refused DOMAIN WHAT: a command that writes the domain needs recover first.
+refused() {
+  [ -f "$(journal "$1")" ] || fail "$2: no journal.json after the crash"
+  expect 8 "$2: create after the crash" -- create "$1" --name probe
+  err_has 'recover' "$2: the refusal names recover"
+  expect 8 "$2: delete after the crash" -- delete "$1" s0
+  err_has "snapctl recover $1|recover" "$2: the refusal names recover"
+  [ ! -e "$(dd_file "$3" probe)" ] || fail "$2: a refused create made a snapshot file"
+}
+
+# state_is DOMAIN DISK WHAT NAMES CURRENT DISK_SHA [SNAP=SHA|SNAP=absent]...
+state_is() {
+  local dom=$1 disk=$2 what=$3 want_names=$4 want_cur=$5 want_sha=$6 s
+  shift 6
+  assert_no_journal "$dom" "$what"
+  assert_no_leftovers "$T"
+  assert_eq "$(names "$dom")" "$want_names" "$what: snapshots"
+  assert_eq "$(current "$dom")" "$want_cur" "$what: current snapshot"
+  assert_eq "$(sha "$disk")" "$want_sha" "$what: disk checksum"
+  local njson
+  njson=$(find "$ST/domains/$dom/snapshots" -name '*.json' | wc -l)
+  [ "$want_names" = - ] && want_n=0 || want_n=$(wc -w <<<"$want_names")
+  assert_eq "$njson" "$want_n" "$what: snapshot documents in the state dir"
+  for s in "$@"; do
+    local name=${s%%=*} val=${s#*=} f
+    f=$(dd_file "$disk" "$name")
+    if [ "$val" = absent ]; then
+      [ ! -e "$f" ] || fail "$what: $f should not exist"
+    else
+      [ -f "$f" ] || fail "$what: snapshot file $f is missing"
+      assert_eq "$(sha "$f")" "$val" "$what: checksum of $f"
+    fi
+  done
+  # Objects vmsnap made but no longer records would show as foreign.
+  sc list "$dom"
+  ! grep -q foreign "$OUT" || { show_output; fail "$what: list shows foreign objects"; }
+}
+
+# json_same A B WHAT: two JSON documents are equal (B missing counts as {}
+# when A is a fresh domain's document: no disks, no current).
+json_same() {
+  python3 - "$1" "$2" <<'EOF' || fail "$3: $2 differs from before the operation: $(cat "$2" 2>/dev/null || echo missing)"
+import json, os, sys
+def load(p):
+    if not os.path.exists(p):
+        return {"disks": [], "current": None}
+    return json.load(open(p))
+a, b = load(sys.argv[1]), load(sys.argv[2])
+for d in (a, b):
+    d.setdefault("disks", []); d.setdefault("current", None)
+    d.pop("name", None); d.pop("format", None); d.pop("driver", None)
+sys.exit(0 if a == b else 1)
+EOF
+}
+
+# ---- create -----------------------------------------------------------------------
+n=0
+for point in create:journaled create:disks-made create:metadata-written create:domain-written; do
+  n=$((n + 1))
+  dom=c$n disk=$T/c$n.img
+  make_sparse "$disk" 32 50 "c$n"
+  sha0=$(sha "$disk")
+  ok "$point: setup" create "$dom" --disk "vda=$disk" --name s0
+  cp "$ST/domains/$dom/domain.json" "$T/domain.json.before"
+  crash "$point" create "$dom" --name s1
+  refused "$dom" "$point" "$disk"
+  if [ $n = 4 ]; then ok "$point: recover (all domains)" recover; else ok "$point: recover" recover "$dom"; fi
+  err_has 'roll' "$point: recover says it rolled the create back"
+  state_is "$dom" "$disk" "$point + recover" s0 s0 "$sha0" "s0=$sha0" s1=absent
+  soft json_same "$T/domain.json.before" "$ST/domains/$dom/domain.json" "$point + recover: domain.json"
+  ok "$point: recover again is a no-op" recover "$dom"
+  ok "$point: the name is free again" create "$dom" --name s1
+  state_is "$dom" "$disk" "$point + recover + create" "s0 s1" s1 "$sha0" "s0=$sha0" "s1=$sha0"
+  note "$point: recover rolled the create back"
+done
+
+# A create that also changes the disk set, rolled back: the old disk set
+# must be back, or the old snapshot no longer matches the domain's disks.
+for point in create:metadata-written create:domain-written; do
+  n=$((n + 1))
+  dom=cx$n disk=$T/cx$n.img disk2=$T/cx$n-b.img
+  make_sparse "$disk" 16 50 "cx$n"
+  make_sparse "$disk2" 16 50 "cx$n-b"
+  sha0=$(sha "$disk")
+  ok "$point (new disk set): setup" create "$dom" --disk "vda=$disk" --name s0
+  cp "$ST/domains/$dom/domain.json" "$T/domain.json.before"
+  crash "$point" create "$dom" --disk "vda=$disk" --disk "vdb=$disk2" --name s1
+  ok "$point (new disk set): recover" recover "$dom"
+  assert_no_leftovers "$T"
+  [ ! -e "$(dd_file "$disk2" s1)" ] || fail "$point (new disk set): recover left $(dd_file "$disk2" s1)"
+  soft json_same "$T/domain.json.before" "$ST/domains/$dom/domain.json" \
+    "$point (new disk set) + recover: domain.json (the rolled-back create's disk set is still remembered)"
+  soft ok "$point (new disk set): revert to s0 after the rolled-back create" revert "$dom" s0
+done
+# The first create of a domain, rolled back: no disks may be remembered.
+n=$((n + 1))
+dom=cf$n disk=$T/cf$n.img
+make_sparse "$disk" 16 50 "cf$n"
+crash create:domain-written create "$dom" --disk "vda=$disk" --name s1
+ok "first create + create:domain-written: recover" recover "$dom"
+assert_eq "$(names "$dom")" - "first create + recover: snapshots"
+first_create_forgotten() {
+  expect 2 "first create + create:domain-written + recover: a create without --disk (no disks were ever recorded)" -- create "$dom" --name s2
+  err_has 'no disks' "first create + recover: create without --disk"
+}
+soft first_create_forgotten
+
+# ---- revert --------------------------------------------------------------------------
+for point in revert:journaled revert:staged revert:finishing revert:finished; do
+  n=$((n + 1))
+  dom=r$n disk=$T/r$n.img
+  make_sparse "$disk" 32 50 "r$n"
+  sha0=$(sha "$disk")
+  ok "$point: setup s0" create "$dom" --disk "vda=$disk" --name s0
+  scribble "$disk" 1 2 "r$n-a"
+  sha1=$(sha "$disk")
+  ok "$point: setup s1" create "$dom" --name s1
+  scribble "$disk" 20 2 "r$n-b"
+  sha2=$(sha "$disk")
+  cp "$ST/domains/$dom/domain.json" "$T/domain.json.before"
+  crash "$point" revert "$dom" s0
+  refused "$dom" "$point" "$disk"
+  ok "$point: recover" recover "$dom"
+  case $point in
+  revert:journaled | revert:staged)
+    err_has 'roll' "$point: recover says it rolled the revert back"
+    state_is "$dom" "$disk" "$point + recover (rolled back)" "s0 s1" s1 "$sha2" "s0=$sha0" "s1=$sha1"
+    json_same "$T/domain.json.before" "$ST/domains/$dom/domain.json" "$point + recover: domain.json"
+    note "$point: recover rolled the revert back"
+    ;;
+  *)
+    err_has 'finish' "$point: recover says it finished the revert"
+    state_is "$dom" "$disk" "$point + recover (finished)" "s0 s1" s0 "$sha0" "s0=$sha0" "s1=$sha1"
+    note "$point: recover finished the revert"
+    ;;
+  esac
+  ok "$point: revert to s1 after recover" revert "$dom" s1
+  assert_eq "$(sha "$disk")" "$sha1" "$point: revert after recover"
+done
+
+# ---- delete --------------------------------------------------------------------------
+for point in delete:journaled delete:objects-removed; do
+  n=$((n + 1))
+  dom=d$n disk=$T/d$n.img
+  make_sparse "$disk" 32 50 "d$n"
+  sha0=$(sha "$disk")
+  ok "$point: setup s0" create "$dom" --disk "vda=$disk" --name s0
+  scribble "$disk" 1 2 "d$n-a"
+  sha1=$(sha "$disk")
+  ok "$point: setup s1" create "$dom" --name s1
+  crash "$point" delete "$dom" s1
+  [ -f "$(journal "$dom")" ] || fail "$point: no journal.json after the crash"
+  expect 8 "$point: create after the crash" -- create "$dom" --name probe
+  err_has 'recover' "$point: the refusal names recover"
+  expect 8 "$point: revert after the crash" -- revert "$dom" s0
+  assert_eq "$(sha "$disk")" "$sha1" "$point: a refused revert changed the disk"
+  ok "$point: recover" recover "$dom"
+  err_has 'finish' "$point: recover says it finished the delete"
+  state_is "$dom" "$disk" "$point + recover (finished)" s0 s0 "$sha1" "s0=$sha0" s1=absent
+  note "$point: recover finished the delete"
+done
+
+# ---- a real kill -9 during a long copy ---------------------------------------------
+disk=$T/long.img
+make_dense "$disk" 768
+shal0=$(sha "$disk")
+sddir=$(dd_dir "$disk")
+
+"$SNAPCTL" --state-dir "$ST" --plugin-dir "$PLUGIN_BUILD_DIR" --progress none \
+  create long --disk "vda=$disk" --name s1 >"$OUT" 2>"$ERR" &
+pid=$!
+it_on_cleanup "kill -9 $pid"
+wait_for_glob 60 "$pid" "$sddir/.vmsnap-s1.raw.part-*" ||
+  { show_output; fail "kill -9 create: no .part file appeared"; }
+sleep 0.3
+kill -0 "$pid" 2>/dev/null || { show_output; fail "kill -9 create: the copy ended before it could be killed"; }
+kill -9 "$pid"
+RC=0
+wait "$pid" || RC=$?
+assert_eq "$RC" 137 "exit status of snapctl killed by SIGKILL"
+parts=("$sddir"/.vmsnap-s1.raw.part-*)
+[ ${#parts[@]} = 1 ] || fail "kill -9 create: expected the partial copy to be there before recover"
+[ -f "$(journal long)" ] || fail "kill -9 create: no journal.json during the copy"
+expect 8 "kill -9 create: create after the kill" -- create long --name probe
+err_has recover "kill -9 create: the refusal names recover"
+ok "kill -9 create: recover" recover long
+assert_no_journal long "kill -9 create + recover"
+assert_no_leftovers "$T"
+[ ! -e "$(dd_file "$disk" s1)" ] || fail "kill -9 create + recover: snapshot file left"
+assert_eq "$(names long)" - "kill -9 create + recover: snapshots"
+assert_eq "$(sha "$disk")" "$shal0" "kill -9 create + recover: disk"
+note "kill -9 during a create copy, then recover: nothing left"
+
+ok "create to revert to" create long --disk "vda=$disk" --name s1
+scribble "$disk" 100 16 long-a
+shal1=$(sha "$disk")
+ino=$(stat -c %i "$disk")
+"$SNAPCTL" --state-dir "$ST" --plugin-dir "$PLUGIN_BUILD_DIR" --progress none \
+  revert long s1 >"$OUT" 2>"$ERR" &
+pid=$!
+it_on_cleanup "kill -9 $pid"
+wait_for_glob 60 "$pid" "$T/.long.img.vmsnap-revert-*" ||
+  { show_output; fail "kill -9 revert: no staging file appeared"; }
+sleep 0.3
+kill -0 "$pid" 2>/dev/null || { show_output; fail "kill -9 revert: the staging copy ended before it could be killed"; }
+kill -9 "$pid"
+RC=0
+wait "$pid" || RC=$?
+assert_eq "$RC" 137 "exit status of snapctl killed by SIGKILL"
+expect 8 "kill -9 revert: create after the kill" -- create long --name probe
+ok "kill -9 revert: recover" recover long
+state_is long "$disk" "kill -9 revert + recover" s1 s1 "$shal1" "s1=$shal0"
+assert_eq "$(stat -c %i "$disk")" "$ino" "kill -9 revert + recover: the disk was replaced"
+ok "revert after recover" revert long s1
+assert_eq "$(sha "$disk")" "$shal0" "revert after the killed one"
+note "kill -9 during a revert's staging copy, then recover: disk unchanged"
+
+it_done

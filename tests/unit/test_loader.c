@@ -1,0 +1,141 @@
+/* test_loader.c — good, broken, foreign, wrong-ABI and unsafe plugins. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "internal.h"
+#include "testutil.h"
+
+static int has_backend(vmsnap_ctx *ctx, const char *name)
+{
+  for (size_t i = 0; i < vmsnap_backend_count(ctx); i++) {
+    vmsnap_backend_info info = {.struct_size = sizeof info};
+    assert_int_equal(vmsnap_backend_get(ctx, i, &info), 0);
+    if (strcmp(info.name, name) == 0) return 1;
+  }
+  return 0;
+}
+
+static void test_good_and_bad_plugins(void **state)
+{
+  (void)state;
+  char *dir = tu_tempdir();
+  tu_log_reset();
+  vmsnap_ctx *ctx = tu_ctx(dir, 0);
+  assert_true(has_backend(ctx, "mock"));
+  assert_true(has_backend(ctx, "old_abi1"));
+  assert_false(has_backend(ctx, "bad_abi"));
+  assert_false(has_backend(ctx, "missing_ops"));
+  /* every skip names the file and the reason */
+  assert_non_null(strstr(tu_log, "bad_abi.so: built for plugin ABI 999"));
+  assert_non_null(strstr(tu_log, "missing_ops.so: required op 'create' is missing"));
+  assert_non_null(strstr(tu_log, "not_plugin.so: not a vmsnap plugin"));
+  vmsnap_ctx_free(ctx);
+  tu_rmtree(dir);
+  free(dir);
+}
+
+static void test_old_plugin_zero_filled(void **state)
+{
+  (void)state;
+  char *dir = tu_tempdir();
+  vmsnap_ctx *ctx = tu_ctx(dir, 0);
+  const plugin *p = loader_find(ctx, "old_abi1");
+  assert_non_null(p);
+  /* fields past its struct_size must not be copied from its table */
+  assert_null(p->ops.revert_finish);
+  assert_null(p->ops.list);
+  assert_null(p->ops.live_done);
+  vmsnap_ctx_free(ctx);
+  tu_rmtree(dir);
+  free(dir);
+}
+
+static void copy(const char *from, const char *to, mode_t mode)
+{
+  char cmd[8192];
+  FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+  assert_non_null(in);
+  assert_non_null(out);
+  size_t n;
+  while ((n = fread(cmd, 1, sizeof cmd, in)) > 0) fwrite(cmd, 1, n, out);
+  fclose(in);
+  fclose(out);
+  chmod(to, mode);
+}
+
+static void test_unsafe_dir_and_file(void **state)
+{
+  (void)state;
+  char *dir = tu_tempdir();
+  char open_dir[4096], safe_dir[4096], path[4200];
+  snprintf(open_dir, sizeof open_dir, "%s/world-writable", dir);
+  snprintf(safe_dir, sizeof safe_dir, "%s/safe", dir);
+  mkdir(open_dir, 0755);
+  chmod(open_dir, 0777);
+  mkdir(safe_dir, 0755);
+  snprintf(path, sizeof path, "%s/mock.so", open_dir);
+  copy(TEST_PLUGIN_DIR "/mock.so", path, 0755);
+  snprintf(path, sizeof path, "%s/mock.so", safe_dir);
+  copy(TEST_PLUGIN_DIR "/mock.so", path, 0666); /* writable by others */
+  snprintf(path, sizeof path, "%s/old.so", safe_dir);
+  copy(TEST_PLUGIN_DIR "/old_abi1.so", path, 0755);
+
+  char plugin_path[8300];
+  snprintf(plugin_path, sizeof plugin_path, "%s:%s", open_dir, safe_dir);
+  tu_log_reset();
+  vmsnap_ctx *ctx = tu_ctx_path(dir, plugin_path, 0);
+  assert_false(has_backend(ctx, "mock"));
+  assert_true(has_backend(ctx, "old_abi1")); /* the others still load */
+  assert_non_null(strstr(tu_log, "world-writable: the directory is writable by others"));
+  assert_non_null(strstr(tu_log, "safe/mock.so: the file is writable by others"));
+  vmsnap_ctx_free(ctx);
+  tu_rmtree(dir);
+  free(dir);
+}
+
+static void test_duplicate_name_skipped(void **state)
+{
+  (void)state;
+  char *dir = tu_tempdir();
+  char plugin_path[8300];
+  snprintf(plugin_path, sizeof plugin_path, "%s:%s", TEST_PLUGIN_DIR, TEST_PLUGIN_DIR);
+  tu_log_reset();
+  vmsnap_ctx *ctx = tu_ctx_path(dir, plugin_path, 0);
+  size_t mocks = 0;
+  for (size_t i = 0; i < vmsnap_backend_count(ctx); i++) {
+    vmsnap_backend_info info = {.struct_size = sizeof info};
+    vmsnap_backend_get(ctx, i, &info);
+    mocks += strcmp(info.name, "mock") == 0;
+  }
+  assert_int_equal(mocks, 1);
+  assert_non_null(strstr(tu_log, "backend 'mock' is already loaded"));
+  vmsnap_ctx_free(ctx);
+  tu_rmtree(dir);
+  free(dir);
+}
+
+static void test_capability_names(void **state)
+{
+  (void)state;
+  assert_string_equal(vmsnap_cap_name(VMSNAP_CAP_REVERT_KEEPS_NEWER), "revert-keeps-newer");
+  assert_string_equal(vmsnap_cap_name(VMSNAP_CAP_BLOCK_DEVICE), "block-device");
+  assert_null(vmsnap_cap_name(1ull << 63));
+  assert_null(vmsnap_cap_name(3));
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_good_and_bad_plugins), cmocka_unit_test(test_old_plugin_zero_filled),
+    cmocka_unit_test(test_unsafe_dir_and_file), cmocka_unit_test(test_duplicate_name_skipped),
+    cmocka_unit_test(test_capability_names),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
