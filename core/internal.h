@@ -99,7 +99,8 @@ struct vmsnap_op {
 
   pthread_mutex_t lock;
   pthread_cond_t cond;
-  int finished;
+  int finished;  /* the result can be read (also inside the callbacks) */
+  int delivered; /* the completion ran or was queued: waiters may return */
   int rc;
   vs_err err;
   vmsnap_how how;

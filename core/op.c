@@ -66,13 +66,13 @@ int vmsnap_op_wait(vmsnap_op *op)
 {
   vmsnap_ctx *ctx = op->ctx;
   pthread_mutex_lock(&op->lock);
-  while (!op->finished) {
+  while (!op->delivered) {
     if (ctx->flags & VMSNAP_CTX_HOST_DISPATCH) {
       /* Nobody else may be dispatching: deliver queued callbacks here. */
       pthread_mutex_unlock(&op->lock);
       vmsnap_ctx_dispatch(ctx);
       pthread_mutex_lock(&op->lock);
-      if (op->finished) break;
+      if (op->delivered) break;
       struct timespec ts;
       clock_gettime(CLOCK_REALTIME, &ts);
       ts.tv_nsec += 20 * 1000000;
@@ -84,6 +84,9 @@ int vmsnap_op_wait(vmsnap_op *op)
   }
   int rc = op->rc;
   pthread_mutex_unlock(&op->lock);
+  /* The completion was queued before delivered was set: run it now so a
+   * synchronous call returns with every callback done. */
+  if (ctx->flags & VMSNAP_CTX_HOST_DISPATCH) vmsnap_ctx_dispatch(ctx);
   return rc;
 }
 
@@ -174,9 +177,12 @@ static void *op_thread(void *arg)
   if (err.code) op->err = err;
   op->rc = rc;
   op->finished = 1;
-  pthread_cond_broadcast(&op->cond);
   pthread_mutex_unlock(&op->lock);
   dispatch_done(op); /* runs or queues the completion, then frees closures */
+  pthread_mutex_lock(&op->lock);
+  op->delivered = 1;
+  pthread_cond_broadcast(&op->cond);
+  pthread_mutex_unlock(&op->lock);
 
   vmsnap_ctx *ctx = op->ctx;
   vmsnap_op_unref(op); /* the worker's reference */

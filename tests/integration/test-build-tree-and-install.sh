@@ -10,7 +10,8 @@
 #    each skipped with a warning naming the file while the others load; a
 #    backend found twice on the path loads once;
 #  * --json of plugins, list, info, create, revert parses as JSON (also
-#    with quotes, newlines and control characters in a description), and
+#    with quotes, newlines and control characters in a description), so are
+#    the --progress json lines on stderr, and
 #    text output never passes control characters through;
 #  * with umask 000: state dirs 0700, snapshot JSON, domain.json, lock and
 #    journal.json 0600, dd snapshot files 0600 and their dirs 0700.
@@ -132,7 +133,22 @@ doc = json.load(open(sys.argv[1]))
 assert doc["name"] == "snap ünïcode", doc["name"]
 assert doc["description"] == sys.argv[2], doc["description"]
 EOF
-ok "second create" create dom --name s2
+# --progress json: one JSON object per line on stderr, done never past total.
+RC=0
+"$SNAPCTL" --state-dir "$ST" --plugin-dir "$PLUGIN_BUILD_DIR" --progress json create dom --name s2 \
+  >"$OUT" 2>"$ERR" || RC=$?
+[ "$RC" = 0 ] || { show_output; fail "create --progress json exited $RC"; }
+python3 - "$ERR" <<'EOF' || { show_output; fail "--progress json: stderr lines are not progress JSON objects"; }
+import json, sys
+lines = [l for l in open(sys.argv[1], encoding="utf-8", errors="replace") if l.strip()]
+objs = [json.loads(l) for l in lines]
+assert objs, "no progress lines"
+for o in objs:
+    assert set(o) >= {"phase", "disk", "done", "total"}, o
+    assert o["total"] == 0 or 0 <= o["done"] <= o["total"], o
+creates = [o for o in objs if o["phase"] == "create" and o["total"]]
+assert creates and creates[-1]["done"] == creates[-1]["total"], creates[-3:]
+EOF
 for cmd in "plugins" "list dom" "list dom --tree" "list dom --leaves" "info dom s2"; do
   # shellcheck disable=SC2086 # cmd is a list of words
   ok "--json $cmd" --json $cmd
@@ -152,7 +168,7 @@ ok "list --json of an emptied domain" --json list dom
 for n in s2 "snap ünïcode"; do ok "delete $n" delete dom "$n"; done
 ok "list --json of an emptied domain" --json list dom
 assert_eq "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])))' "$OUT")" "[]" "list --json of a domain without snapshots"
-note "--json of plugins, list, info, create and revert is JSON; descriptions round-trip"
+note "--json of plugins, list, info, create and revert, and --progress json, are JSON; descriptions round-trip"
 
 # Text output passes no control character to the terminal.
 ok "create with the odd description" create dom --name s3 --description "$desc"

@@ -3,6 +3,8 @@
 #  create of a 1 GiB dense disk on the plain filesystem, SIGINT while it
 #  copies: exit 5, no snapshot file, no .part file, no metadata, no journal;
 #  the same with SIGTERM;
+#  while a create runs (stopped), another create or delete gets exit 4 and
+#  list works;
 #  revert cancelled while it stages its copy: exit 5, the disk unchanged
 #  (checksum), no staging file, no journal, the snapshot still usable.
 . "$(dirname "$0")/lib.sh"
@@ -62,6 +64,28 @@ assert_no_leftovers "$T"
 assert_no_journal dom "create cancelled by SIGTERM"
 assert_eq "$(names dom)" - "snapshots after the create cancelled by SIGTERM"
 note "create cancelled by SIGTERM: exit 5, nothing left"
+
+# ---- a second writer while one runs: busy (4); readers still work ---------------
+start_bg create dom --disk "vda=$disk" --name s1
+wait_for_glob 60 "$PID" "$sddir/.vmsnap-s1.raw.part-*" || { show_output; fail "locked domain: the copy never started"; }
+kill -STOP "$PID"
+it_on_cleanup "kill -CONT $PID"
+OUT1=$OUT ERR1=$ERR
+OUT=$T/.out2 ERR=$T/.err2
+expect 4 "create while another create holds the domain" -- create dom --name other
+err_has 'busy|lock' "the refusal says the domain is busy"
+expect 4 "delete while a create holds the domain" -- delete dom s1
+ok "list while a create holds the domain" list dom
+OUT=$OUT1 ERR=$ERR1
+kill -CONT "$PID"
+kill -INT "$PID"
+RC=0
+wait "$PID" || RC=$?
+[ "$RC" = 5 ] || { show_output; fail "create stopped, continued and cancelled exited $RC, expected 5"; }
+assert_no_leftovers "$T"
+assert_no_journal dom "create stopped, continued and cancelled"
+assert_eq "$(names dom)" - "snapshots after the cancelled create"
+note "a locked domain: writers get exit 4, readers go on"
 
 # ---- revert, SIGINT while staging -------------------------------------------------
 ok "create (to revert to)" create dom --disk "vda=$disk" --name s1

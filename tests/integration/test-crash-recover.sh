@@ -8,7 +8,8 @@
 # (create; revert before revert:finishing) or the new one (delete; revert
 # from revert:finishing): disk checksums, snapshot files, list and current
 # snapshot, no journal.json, no .part or .vmsnap-revert file.
-# Then a real kill -9 of snapctl in the middle of a long create copy and of
+# Also a block device's revert (rewritten in place) at revert:staged and
+# revert:finishing. Then a real kill -9 of snapctl in the middle of a long create copy and of
 # a long revert staging copy, each followed by recover.
 . "$(dirname "$0")/lib.sh"
 it_init test-crash-recover
@@ -116,6 +117,7 @@ for point in create:metadata-written create:domain-written; do
   soft json_same "$T/domain.json.before" "$ST/domains/$dom/domain.json" \
     "$point (new disk set) + recover: domain.json (the rolled-back create's disk set is still remembered)"
   soft ok "$point (new disk set): revert to s0 after the rolled-back create" revert "$dom" s0
+  note "$point with a new disk set: recover restored the old disk set"
 done
 # The first create of a domain, rolled back: no disks may be remembered.
 n=$((n + 1))
@@ -129,6 +131,7 @@ first_create_forgotten() {
   err_has 'no disks' "first create + recover: create without --disk"
 }
 soft first_create_forgotten
+note "first create rolled back at create:domain-written: no disk set remembered"
 
 # ---- revert --------------------------------------------------------------------------
 for point in revert:journaled revert:staged revert:finishing revert:finished; do
@@ -183,6 +186,32 @@ for point in delete:journaled delete:objects-removed; do
   err_has 'finish' "$point: recover says it finished the delete"
   state_is "$dom" "$disk" "$point + recover (finished)" s0 s0 "$sha1" "s0=$sha0" s1=absent
   note "$point: recover finished the delete"
+done
+
+# ---- revert of a block device (written in place in its finish phase) ---------------
+need_tool losetup
+for point in revert:staged revert:finishing; do
+  n=$((n + 1))
+  dom=b$n
+  truncate -s 16M "$T/b$n.img"
+  loop_attach "$T/b$n.img" dev
+  scribble "$dev" 2 4 "b$n-a"
+  shab0=$(sha "$dev")
+  ok "$point (block device): setup" create "$dom" --disk "vda=$dev,file=$T/b$n-snap.raw" --name s0
+  scribble "$dev" 0 16 "b$n-b"
+  shab1=$(sha "$dev")
+  crash "$point" revert "$dom" s0
+  expect 8 "$point (block device): create after the crash" -- create "$dom" --name probe
+  ok "$point (block device): recover" recover "$dom"
+  assert_no_journal "$dom" "$point (block device) + recover"
+  assert_eq "$(sha "$T/b$n-snap.raw")" "$shab0" "$point (block device) + recover: the snapshot file"
+  if [ "$point" = revert:staged ]; then
+    assert_eq "$(sha "$dev")" "$shab1" "$point (block device) + recover (rolled back): the device"
+    assert_eq "$(current "$dom")" s0 "$point (block device) + recover: current snapshot"
+  else
+    assert_eq "$(sha "$dev")" "$shab0" "$point (block device) + recover (finished): the device"
+  fi
+  note "$point on a block device: recover"
 done
 
 # ---- a real kill -9 during a long copy ---------------------------------------------
