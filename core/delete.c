@@ -138,11 +138,5 @@ int vmsnap_delete(vmsnap_ctx *ctx, const char *domain, const char *name, unsigne
   if (!ctx || !domain || !name) return op_refuse(how, VMSNAP_E_INVALID);
   if ((flags & VMSNAP_DELETE_CHILDREN) && (flags & VMSNAP_DELETE_CHILDREN_ONLY))
     return op_refuse(how, VMSNAP_E_INVALID);
-  vmsnap_op *op = op_new(ctx, OP_DELETE);
-  if (!op) return op_refuse(how, VMSNAP_E_NOMEM);
-  op->domain = xstrdup(domain);
-  op->name = xstrdup(name);
-  op->flags = flags;
-  op->body = delete_body;
-  return op_start(ctx, OP_DELETE, how, opp, op);
+  return op_start_named(ctx, OP_DELETE, delete_body, domain, name, flags, how, opp);
 }

@@ -122,3 +122,12 @@ json_t *find_snapshot(json_t *snaps, const char *domain, const char *name, vs_er
             domain, name, domain);
   return doc;
 }
+
+int snapshot_has_children(json_t *snaps, const char *uuid)
+{
+  size_t i;
+  json_t *d;
+  json_array_foreach(snaps, i, d)
+    if (uuid && jstr(d, "parent") && strcmp(jstr(d, "parent"), uuid) == 0) return 1;
+  return 0;
+}

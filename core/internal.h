@@ -129,6 +129,9 @@ struct vmsnap_op {
 int op_start(vmsnap_ctx *ctx, op_kind kind, const vmsnap_how *how,
              vmsnap_op **opp, vmsnap_op *op);
 vmsnap_op *op_new(vmsnap_ctx *ctx, op_kind kind);
+/* New op with copies of domain/name/flags, started with op_start. */
+int op_start_named(vmsnap_ctx *ctx, op_kind kind, op_body_fn *body, const char *domain,
+                   const char *name, unsigned flags, const vmsnap_how *how, vmsnap_op **opp);
 /* For a call that cannot start: frees how's closures, returns rc. */
 int op_refuse(const vmsnap_how *how, int rc);
 int op_cancelled(vmsnap_op *op);

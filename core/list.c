@@ -6,15 +6,6 @@
 #include "disks.h"
 #include "engine.h"
 
-static int has_child(json_t *snaps, const char *uuid)
-{
-  size_t i;
-  json_t *d;
-  json_array_foreach(snaps, i, d)
-    if (jstr(d, "parent") && strcmp(jstr(d, "parent"), uuid) == 0) return 1;
-  return 0;
-}
-
 /* Is value one of the backend data values any snapshot recorded? */
 static int recorded(json_t *snaps, const char *object)
 {
@@ -92,7 +83,7 @@ static int list_body(vmsnap_op *op)
   json_t *d;
   json_array_foreach(snaps, i, d) {
     if ((op->flags & VMSNAP_LIST_ROOTS) && jstr(d, "parent")) continue;
-    if ((op->flags & VMSNAP_LIST_LEAVES) && has_child(snaps, jstr(d, "uuid"))) continue;
+    if ((op->flags & VMSNAP_LIST_LEAVES) && snapshot_has_children(snaps, jstr(d, "uuid"))) continue;
     op_add_result(op, snapshot_for_result(d, snaps, current));
   }
   json_array_foreach(foreign, i, d) {
@@ -107,28 +98,16 @@ out:
   return rc;
 }
 
-static int start(vmsnap_ctx *ctx, op_kind kind, const char *domain, const char *name,
-                 unsigned flags, const vmsnap_how *how, vmsnap_op **opp)
-{
-  if (!ctx || !domain) return op_refuse(how, VMSNAP_E_INVALID);
-  vmsnap_op *op = op_new(ctx, kind);
-  if (!op) return op_refuse(how, VMSNAP_E_NOMEM);
-  op->domain = xstrdup(domain);
-  op->name = xstrdup(name);
-  op->flags = flags;
-  op->body = list_body;
-  return op_start(ctx, kind, how, opp, op);
-}
-
 int vmsnap_list(vmsnap_ctx *ctx, const char *domain, unsigned flags, const vmsnap_how *how,
                 vmsnap_op **opp)
 {
-  return start(ctx, OP_LIST, domain, NULL, flags, how, opp);
+  if (!domain) return op_refuse(how, VMSNAP_E_INVALID);
+  return op_start_named(ctx, OP_LIST, list_body, domain, NULL, flags, how, opp);
 }
 
 int vmsnap_get(vmsnap_ctx *ctx, const char *domain, const char *name, const vmsnap_how *how,
                vmsnap_op **opp)
 {
-  if (!name) return op_refuse(how, VMSNAP_E_INVALID);
-  return start(ctx, OP_GET, domain, name, 0, how, opp);
+  if (!domain || !name) return op_refuse(how, VMSNAP_E_INVALID);
+  return op_start_named(ctx, OP_GET, list_body, domain, name, 0, how, opp);
 }

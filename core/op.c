@@ -238,3 +238,17 @@ int op_start(vmsnap_ctx *ctx, op_kind kind, const vmsnap_how *how, vmsnap_op **o
   if (opp) *opp = op; else vmsnap_op_unref(op);
   return rc;
 }
+
+int op_start_named(vmsnap_ctx *ctx, op_kind kind, op_body_fn *body, const char *domain,
+                   const char *name, unsigned flags, const vmsnap_how *how, vmsnap_op **opp)
+{
+  if (opp) *opp = NULL;
+  if (!ctx) return op_refuse(how, VMSNAP_E_INVALID);
+  vmsnap_op *op = op_new(ctx, kind);
+  if (!op) return op_refuse(how, VMSNAP_E_NOMEM);
+  op->domain = xstrdup(domain);
+  op->name = xstrdup(name);
+  op->flags = flags;
+  op->body = body;
+  return op_start(ctx, kind, how, opp, op);
+}

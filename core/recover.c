@@ -136,10 +136,5 @@ static int recover_body(vmsnap_op *op)
 
 int vmsnap_recover(vmsnap_ctx *ctx, const char *domain, const vmsnap_how *how, vmsnap_op **opp)
 {
-  if (!ctx) return op_refuse(how, VMSNAP_E_INVALID);
-  vmsnap_op *op = op_new(ctx, OP_RECOVER);
-  if (!op) return op_refuse(how, VMSNAP_E_NOMEM);
-  op->domain = xstrdup(domain);
-  op->body = recover_body;
-  return op_start(ctx, OP_RECOVER, how, opp, op);
+  return op_start_named(ctx, OP_RECOVER, recover_body, domain, NULL, 0, how, opp);
 }

@@ -22,15 +22,6 @@ typedef struct revert_state {
   int *staged;
 } revert_state;
 
-static int has_children(json_t *snaps, const char *uuid)
-{
-  size_t i;
-  json_t *d;
-  json_array_foreach(snaps, i, d)
-    if (jstr(d, "parent") && strcmp(jstr(d, "parent"), uuid) == 0) return 1;
-  return 0;
-}
-
 /* Refuses up front what one backend cannot do safely. */
 static int check_capabilities(revert_state *c)
 {
@@ -40,7 +31,7 @@ static int check_capabilities(revert_state *c)
     const char *why = NULL;
     if (caps & VMSNAP_CAP_REVERT_CONSUMES_TARGET)
       why = "the snapshot itself is used up by the revert";
-    else if (!(caps & VMSNAP_CAP_REVERT_KEEPS_NEWER) && has_children(c->snaps, jstr(c->doc, "uuid")))
+    else if (!(caps & VMSNAP_CAP_REVERT_KEEPS_NEWER) && snapshot_has_children(c->snaps, jstr(c->doc, "uuid")))
       why = "newer snapshots taken after it would be lost";
     else if (caps & VMSNAP_CAP_REVERT_MAY_INVALIDATE_SIBLINGS)
       why = "other snapshots of the disk may become invalid";
@@ -151,11 +142,5 @@ int vmsnap_revert(vmsnap_ctx *ctx, const char *domain, const char *name, unsigne
                   const vmsnap_how *how, vmsnap_op **opp)
 {
   if (!ctx || !domain || !name) return op_refuse(how, VMSNAP_E_INVALID);
-  vmsnap_op *op = op_new(ctx, OP_REVERT);
-  if (!op) return op_refuse(how, VMSNAP_E_NOMEM);
-  op->domain = xstrdup(domain);
-  op->name = xstrdup(name);
-  op->flags = flags;
-  op->body = revert_body;
-  return op_start(ctx, OP_REVERT, how, opp, op);
+  return op_start_named(ctx, OP_REVERT, revert_body, domain, name, flags, how, opp);
 }

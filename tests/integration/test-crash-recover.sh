@@ -216,7 +216,7 @@ done
 
 # ---- a real kill -9 during a long copy ---------------------------------------------
 disk=$T/long.img
-make_dense "$disk" 768
+make_dense "$disk" 512
 shal0=$(sha "$disk")
 sddir=$(dd_dir "$disk")
 

@@ -145,4 +145,47 @@ ok "block device: delete" delete dom-blk b1
 assert_eq "$(names dom-blk)" - "block device: snapshots after delete"
 note "loop block device with file=: create, revert in place, delete"
 
+# ---- objects vmsnap did not make; delete modes ----------------------------------
+w=$T/w.img
+make_sparse "$w" 8 50 w
+ok "foreign: first snapshot" create dw --disk "vda=$w" --name a
+# A file already at the name the next snapshot would take: never overwritten.
+mkdir -p "$(dd_dir "$w")"
+echo "not vmsnap's" >"$(dd_file "$w" b)"
+expect 9 "create over a foreign file" -- create dw --name b
+err_has 'not made by|never overwrites' "the refusal says the file is not ours"
+assert_eq "$(cat "$(dd_file "$w" b)")" "not vmsnap's" "the foreign file after the refused create"
+assert_eq "$(names dw)" a "snapshots after the refused create"
+rm "$(dd_file "$w" b)"
+ok "create b" create dw --name b
+ok "create c" create dw --name c
+# A snapshot file replaced behind vmsnap's back: delete forgets the snapshot
+# but leaves the file that is not its own.
+echo "replaced" >"$T/c.new"
+mv "$T/c.new" "$(dd_file "$w" c)"
+ok "delete of a snapshot whose file was replaced" delete dw c
+err_has 'left .* in place|not made' "the delete says it left the foreign file"
+assert_eq "$(cat "$(dd_file "$w" c)")" replaced "the foreign file after delete"
+rm "$(dd_file "$w" c)"
+# --metadata-only keeps the file (then listed as foreign), --children takes
+# the subtree, --children-only keeps the parent.
+ok "create c again" create dw --name c
+ok "delete --metadata-only" delete dw c --metadata-only
+[ -f "$(dd_file "$w" c)" ] || fail "delete --metadata-only removed the file"
+assert_eq "$(names dw | tr ' ' '\n' | grep -c '^/.*vmsnap-c.raw$' || true)" 1 "the kept file listed as a foreign object"
+sc list dw
+out_has 'foreign' "list marks the kept file as foreign"
+rm "$(dd_file "$w" c)"
+ok "create c" create dw --name c
+ok "create d" create dw --name d
+assert_eq "$(names dw)" "a b c d" "snapshots before the subtree deletes"
+ok "delete b --children-only" delete dw b --children-only
+assert_eq "$(names dw)" "a b" "snapshots after delete b --children-only"
+for n in c d; do [ ! -e "$(dd_file "$w" $n)" ] || fail "delete --children-only left $(dd_file "$w" $n)"; done
+ok "create e (child of b)" create dw --name e
+ok "delete a --children" delete dw a --children
+assert_eq "$(names dw)" - "snapshots after delete a --children"
+[ ! -e "$(dd_dir "$w")" ] || fail "delete --children left $(ls -A "$(dd_dir "$w")")"
+note "foreign files never overwritten nor deleted; --metadata-only, --children, --children-only"
+
 it_done
