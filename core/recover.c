@@ -10,15 +10,22 @@
 
 #include "engine.h"
 
-static int run_all(vmsnap_op *op, json_t *doc, vmsnap_job_kind kind, job_step step,
-                   const char *phase, vs_err *err)
+/* Runs one step of every disk of the journaled snapshot; updates the
+ * backends make to other snapshots are journaled and applied as usual. */
+static int run_all(vmsnap_op *op, store_domain *sd, json_t *j, vmsnap_job_kind kind,
+                   job_step step, vs_err *err)
 {
   vmsnap_job **jobs;
   size_t n;
-  int rc = jobs_for_snapshot(op, doc, kind, VMSNAP_JOB_RECOVERY, &jobs, &n, err);
+  json_t *snaps = NULL;
+  int rc = jobs_for_snapshot(op, json_object_get(j, "snapshot"), kind, VMSNAP_JOB_RECOVERY,
+                             &jobs, &n, err);
   if (rc) return rc;
-  op_set_phase(op, phase, n);
+  op_set_phase(op, "recover", n);
   rc = jobs_run(jobs, n, step, NULL, err);
+  if (!rc) rc = store_load_snapshots(sd, &snaps, err);
+  if (!rc) rc = apply_other_updates(sd, snaps, jobs, n, j, err);
+  json_decref(snaps);
   jobs_free(jobs, n);
   return rc;
 }
@@ -26,7 +33,7 @@ static int run_all(vmsnap_op *op, json_t *doc, vmsnap_job_kind kind, job_step st
 static int recover_create(vmsnap_op *op, store_domain *sd, json_t *j, vs_err *err)
 {
   json_t *doc = json_object_get(j, "snapshot");
-  int rc = run_all(op, doc, VMSNAP_JOB_ROLLBACK, STEP_REMOVE, "recover", err);
+  int rc = run_all(op, sd, j, VMSNAP_JOB_ROLLBACK, STEP_REMOVE, err);
   if (!rc) rc = store_remove_snapshot(sd, jstr(doc, "uuid"), err);
   if (!rc) {
     json_t *prev_disks = json_object_get(j, "prev_disks");
@@ -61,12 +68,14 @@ static int recover_revert(vmsnap_op *op, store_domain *sd, json_t *j, vs_err *er
   json_t *doc = json_object_get(j, "snapshot");
   const char *phase = jstr(j, "phase");
   if (!phase || strcmp(phase, "finish") != 0) {
-    int rc = run_all(op, doc, VMSNAP_JOB_REVERT, STEP_REVERT_ABORT, "recover", err);
+    int rc = run_all(op, sd, j, VMSNAP_JOB_REVERT, STEP_REVERT_ABORT, err);
     op_warn(op, "domain %s: rolled back the interrupted revert to '%s'", sd->name,
             jstr(doc, "name"));
     return rc;
   }
-  int rc = run_all(op, doc, VMSNAP_JOB_REVERT, STEP_REVERT_FINISH, "recover", err);
+  int rc = run_all(op, sd, j, VMSNAP_JOB_REVERT, STEP_REVERT_FINISH, err);
+  /* What a backend recorded while finishing is kept, as after a revert. */
+  if (!rc) rc = store_write_snapshot(sd, doc, err);
   if (!rc) {
     json_object_set(sd->doc, "current", json_object_get(doc, "uuid"));
     rc = store_write_domain(sd, err);

@@ -184,15 +184,13 @@ with open(path, "r+b") as f:
     for b in chosen:
         f.seek(b * blk)
         f.write(rnd.randbytes(blk))
-    f.flush()
-    os.fsync(f.fileno())
 EOF
 }
 
 # scribble FILE OFFSET_MIB MIB [SEED]: overwrites MIB MiB at OFFSET_MIB in place.
 scribble() {
   prng "$(($3 << 20))" "${4:-scribble$2$3}" |
-    dd of="$1" bs=1M seek="$2" conv=notrunc,fsync status=none
+    dd of="$1" bs=1M seek="$2" conv=notrunc status=none
 }
 
 # within A B TOLERANCE: |A-B| <= TOLERANCE

@@ -214,19 +214,26 @@ for point in revert:staged revert:finishing; do
   note "$point on a block device: recover"
 done
 
-# ---- a real kill -9 during a long copy ---------------------------------------------
+# ---- a real kill -9 during a long copy -----------------------------------------------
+# Two disks: the small one is done (snapshot or staging copy made) while the
+# big one is still copying when snapctl is killed; recover must undo both.
 disk=$T/long.img
 make_dense "$disk" 512
 shal0=$(sha "$disk")
 sddir=$(dd_dir "$disk")
+mkdir "$T/sm"
+small=$T/sm/small.img
+make_sparse "$small" 16 50 small
+shas0=$(sha "$small")
+two=(--disk "vda=$disk" --disk "vdb=$small")
 
 "$SNAPCTL" --state-dir "$ST" --plugin-dir "$PLUGIN_BUILD_DIR" --progress none \
-  create long --disk "vda=$disk" --name s1 >"$OUT" 2>"$ERR" &
+  create long "${two[@]}" --name s1 >"$OUT" 2>"$ERR" &
 pid=$!
 it_on_cleanup "kill -9 $pid"
 wait_for_glob 60 "$pid" "$sddir/.vmsnap-s1.raw.part-*" ||
   { show_output; fail "kill -9 create: no .part file appeared"; }
-sleep 0.3
+sleep 0.5
 kill -0 "$pid" 2>/dev/null || { show_output; fail "kill -9 create: the copy ended before it could be killed"; }
 kill -9 "$pid"
 RC=0
@@ -234,20 +241,25 @@ wait "$pid" || RC=$?
 assert_eq "$RC" 137 "exit status of snapctl killed by SIGKILL"
 parts=("$sddir"/.vmsnap-s1.raw.part-*)
 [ ${#parts[@]} = 1 ] || fail "kill -9 create: expected the partial copy to be there before recover"
+[ -f "$(dd_file "$small" s1)" ] && echo "vdb's snapshot was complete when snapctl was killed"
 [ -f "$(journal long)" ] || fail "kill -9 create: no journal.json during the copy"
 expect 8 "kill -9 create: create after the kill" -- create long --name probe
 err_has recover "kill -9 create: the refusal names recover"
 ok "kill -9 create: recover" recover long
 assert_no_journal long "kill -9 create + recover"
 assert_no_leftovers "$T"
-[ ! -e "$(dd_file "$disk" s1)" ] || fail "kill -9 create + recover: snapshot file left"
+[ ! -e "$(dd_file "$disk" s1)" ] || fail "kill -9 create + recover: snapshot file of vda left"
+[ ! -e "$(dd_file "$small" s1)" ] || fail "kill -9 create + recover: snapshot file of vdb left"
 assert_eq "$(names long)" - "kill -9 create + recover: snapshots"
-assert_eq "$(sha "$disk")" "$shal0" "kill -9 create + recover: disk"
-note "kill -9 during a create copy, then recover: nothing left"
+assert_eq "$(sha "$disk")" "$shal0" "kill -9 create + recover: vda"
+assert_eq "$(sha "$small")" "$shas0" "kill -9 create + recover: vdb"
+note "kill -9 during a two-disk create copy, then recover: nothing left"
 
-ok "create to revert to" create long --disk "vda=$disk" --name s1
+ok "create to revert to" create long "${two[@]}" --name s1
 scribble "$disk" 100 16 long-a
+scribble "$small" 0 4 small-a
 shal1=$(sha "$disk")
+shas1=$(sha "$small")
 ino=$(stat -c %i "$disk")
 "$SNAPCTL" --state-dir "$ST" --plugin-dir "$PLUGIN_BUILD_DIR" --progress none \
   revert long s1 >"$OUT" 2>"$ERR" &
@@ -255,7 +267,7 @@ pid=$!
 it_on_cleanup "kill -9 $pid"
 wait_for_glob 60 "$pid" "$T/.long.img.vmsnap-revert-*" ||
   { show_output; fail "kill -9 revert: no staging file appeared"; }
-sleep 0.3
+sleep 0.5
 kill -0 "$pid" 2>/dev/null || { show_output; fail "kill -9 revert: the staging copy ended before it could be killed"; }
 kill -9 "$pid"
 RC=0
@@ -264,9 +276,11 @@ assert_eq "$RC" 137 "exit status of snapctl killed by SIGKILL"
 expect 8 "kill -9 revert: create after the kill" -- create long --name probe
 ok "kill -9 revert: recover" recover long
 state_is long "$disk" "kill -9 revert + recover" s1 s1 "$shal1" "s1=$shal0"
+assert_eq "$(sha "$small")" "$shas1" "kill -9 revert + recover: vdb"
 assert_eq "$(stat -c %i "$disk")" "$ino" "kill -9 revert + recover: the disk was replaced"
 ok "revert after recover" revert long s1
-assert_eq "$(sha "$disk")" "$shal0" "revert after the killed one"
-note "kill -9 during a revert's staging copy, then recover: disk unchanged"
+assert_eq "$(sha "$disk")" "$shal0" "vda after the revert that followed the killed one"
+assert_eq "$(sha "$small")" "$shas0" "vdb after the revert that followed the killed one"
+note "kill -9 during a two-disk revert's staging copy, then recover: disks unchanged"
 
 it_done

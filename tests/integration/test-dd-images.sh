@@ -155,7 +155,7 @@ echo "not vmsnap's" >"$(dd_file "$w" b)"
 expect 9 "create over a foreign file" -- create dw --name b
 err_has 'not made by|never overwrites' "the refusal says the file is not ours"
 assert_eq "$(cat "$(dd_file "$w" b)")" "not vmsnap's" "the foreign file after the refused create"
-assert_eq "$(names dw)" a "snapshots after the refused create"
+assert_eq "$(names dw)" "a $(dd_file "$w" b)" "snapshots after the refused create (the file is listed as foreign)"
 rm "$(dd_file "$w" b)"
 ok "create b" create dw --name b
 ok "create c" create dw --name c
