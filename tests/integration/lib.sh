@@ -101,6 +101,9 @@ it_init() {
   OUT=$T/.out
   ERR=$T/.err
   trap it_cleanup EXIT
+  # Killed by ctest's timeout or Ctrl-C: still clean up (through EXIT).
+  trap 'echo "FAIL: $IT_NAME: interrupted" >&2; exit 130' INT
+  trap 'echo "FAIL: $IT_NAME: terminated" >&2; exit 143' TERM HUP
   # shellcheck disable=SC2154 # rc is assigned inside the trap string
   trap 'rc=$?; echo "FAIL: $IT_NAME: line $LINENO: \"$BASH_COMMAND\" exited with $rc" >&2; exit $rc' ERR
   echo "== $IT_NAME: snapctl $SNAPCTL, scratch $T"

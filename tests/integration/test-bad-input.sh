@@ -7,6 +7,7 @@
 #   domains (3), a disk held open by a process or locked by qemu-nbd (4,
 #   naming the holder), a block device without file= (2, mentioning file=),
 #   and the hint for an undeclared qcow2 file.
+# shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 it_init test-bad-input
 need_tool qemu-img qemu-nbd
@@ -52,7 +53,7 @@ note "bad domain names refused with exit 2"
 ok "a 255-byte name" create long --disk "vda=$disk" --name "$long255"
 files=("$(dd_dir "$disk")"/vmsnap-*.raw)
 [ ${#files[@]} = 1 ] || fail "a 255-byte name: expected one snapshot file, found ${#files[@]}"
-[ ${#files[0]} -gt 0 ] && [ "$(sha "${files[0]}")" = "$sha0" ] || fail "a 255-byte name: bad snapshot file"
+assert_eq "$(sha "${files[0]}")" "$sha0" "a 255-byte name: checksum of the snapshot file"
 ok "info of the 255-byte name" info long "$long255"
 ok "delete of the 255-byte name" delete long "$long255"
 [ ! -e "${files[0]}" ] || fail "a 255-byte name: delete left ${files[0]}"
@@ -79,7 +80,7 @@ err_has 'nope' "an unknown backend: the message names it"
 expect 2 "a relative file=" -- create rel --disk "vda=$disk,file=rel.raw" --name s1
 err_has 'absolute' "a relative file=: the message says it must be absolute"
 [ -z "$(find "$ST/domains/rel" -name '*.json' 2>/dev/null)" ] || fail "a relative file=: state written: $(find "$ST/domains/rel" -name '*.json')"
-[ ! -e rel.raw ] && [ ! -e "$T/rel.raw" ] || fail "a relative file=: a file was made"
+if [ -e rel.raw ] || [ -e "$T/rel.raw" ]; then fail "a relative file=: a file was made"; fi
 note "bad disks and disk specs refused"
 
 # ---- duplicate name, missing snapshots and domains ---------------------------------
@@ -148,6 +149,7 @@ note "disk locked by qemu-nbd: exit 4 naming it"
 
 # ---- a block device without file= ------------------------------------------------------
 truncate -s 8M "$T/blk.img"
+dev=
 loop_attach "$T/blk.img" dev
 expect 2 "a block device without file=" -- create blk --disk "vda=$dev" --name s1
 err_has 'file=' "the refusal of a block device mentions file="

@@ -15,6 +15,7 @@
 #    text output never passes control characters through;
 #  * with umask 000: state dirs 0700, snapshot JSON, domain.json, lock and
 #    journal.json 0600, dd snapshot files 0600 and their dirs 0700.
+# shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 it_init test-build-tree-and-install
 
@@ -59,7 +60,7 @@ mkdir -m 0755 "$T/empty"
 VMSNAP_PLUGIN_PATH=$T/empty run "$bt_snapctl" --json plugins
 listed - "VMSNAP_PLUGIN_PATH=an empty dir (it replaces the binary's plugin dir)"
 VMSNAP_PLUGIN_PATH=$T/empty run "$bt_snapctl" --json --plugin-dir "$PLUGIN_BUILD_DIR" plugins
-echo "$(python3 -c 'import json,sys; print(" ".join(p["name"] for p in json.load(open(sys.argv[1]))))' "$OUT")" | grep -qw dd ||
+python3 -c 'import json,sys; print(" ".join(p["name"] for p in json.load(open(sys.argv[1]))))' "$OUT" | grep -qw dd ||
   { show_output; fail "--plugin-dir does not win over VMSNAP_PLUGIN_PATH"; }
 note "--plugin-dir > VMSNAP_PLUGIN_PATH > the binary's plugin dir"
 

@@ -7,6 +7,7 @@
 #  list works;
 #  revert cancelled while it stages its copy: exit 5, the disk unchanged
 #  (checksum), no staging file, no journal, the snapshot still usable.
+# shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 it_init test-cancel
 

@@ -11,6 +11,7 @@
 # Also a block device's revert (rewritten in place) at revert:staged and
 # revert:finishing. Then a real kill -9 of snapctl in the middle of a long create copy and of
 # a long revert staging copy, each followed by recover.
+# shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 it_init test-crash-recover
 
@@ -194,6 +195,7 @@ for point in revert:staged revert:finishing; do
   n=$((n + 1))
   dom=b$n
   truncate -s 16M "$T/b$n.img"
+  dev=
   loop_attach "$T/b$n.img" dev
   scribble "$dev" 2 4 "b$n-a"
   shab0=$(sha "$dev")

@@ -4,6 +4,7 @@
 # are shared with the disk, no space is used, and it could not even fit as a
 # full copy), the revert is bit-exact (and a reflink too), and
 # `snapctl plugins --json` lists the reflink capability.
+# shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 it_init test-dd-btrfs-reflink
 need_tool mkfs.btrfs btrfs filefrag

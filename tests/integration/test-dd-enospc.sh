@@ -10,6 +10,7 @@
 #     recorded.
 #  4. Revert needs room for its staging copy beside the disk: refused with
 #     exit 6, disk unchanged, no staging file.
+# shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 it_init test-dd-enospc
 need_tool mkfs.ext4 fallocate

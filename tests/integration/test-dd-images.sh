@@ -9,6 +9,11 @@
 #   list empty.
 # Plus a loop block device with file=: snapshot keeps the device's zero
 # blocks as holes, revert writes it back in place.
+# Plus objects vmsnap did not make: a foreign file at a snapshot's name is
+# never overwritten (exit 9) nor deleted (delete leaves it, with a note);
+# delete --metadata-only (the file stays, listed as foreign), --children-only
+# and --children.
+# shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 it_init test-dd-images
 need_tool losetup
@@ -125,6 +130,7 @@ run_kind holes
 # ---- a block device (loop) with file= -----------------------------------------
 backing=$T/blk.img
 make_sparse "$backing" 64 10 blk
+dev=
 loop_attach "$backing" dev
 shab=$(sha "$dev")
 snapf=$T/blk-snap.raw

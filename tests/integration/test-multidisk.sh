@@ -5,6 +5,7 @@
 #  made immutable with chattr +i) fails the create naming that disk, and
 #  leaves no snapshot file of the other two, no metadata, no journal;
 #  the same for a disk refused up front (file= under a regular file).
+# shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 it_init test-multidisk
 need_tool chattr
@@ -57,7 +58,8 @@ note "three disks: create, revert, delete"
 # vdc's snapshot dir exists (ours: root, 0700) but is immutable: its copy cannot
 # even be created, while vda and vdb copy fine.
 sd3=$(dd_dir "$d3")
-mkdir -p -m 0700 "$sd3"
+[ -d "$(dirname "$sd3")" ] || mkdir -m 0700 "$(dirname "$sd3")"
+mkdir -m 0700 "$sd3"
 chattr +i "$sd3" || fail "chattr +i $sd3 failed (needed to make vdc's copy fail)"
 it_on_cleanup "chattr -i $sd3"
 touch "$sd3/probe" 2>/dev/null && fail "setup: root can still write into the immutable $sd3"

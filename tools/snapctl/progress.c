@@ -6,6 +6,7 @@
  * bar; the next progress update draws it again.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,18 +68,24 @@ static void wipe_locked(void)
 }
 
 /* A message line on stderr: "snapctl: <prefix><text>". */
+/* Messages quote names the user or other tools chose: sanitised like
+ * every other text that reaches the terminal. */
 void msg(const char *prefix, const char *fmt, ...)
 {
   va_list ap;
+  char *text = NULL, *clean;
 
+  va_start(ap, fmt);
+  if (vasprintf(&text, fmt, ap) < 0)
+    text = NULL;
+  va_end(ap);
+  clean = sanitize(text ? text : fmt);
   pthread_mutex_lock(&bar.lock);
   wipe_locked();
-  fprintf(stderr, "snapctl: %s", prefix);
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
+  fprintf(stderr, "snapctl: %s%s\n", prefix, clean ? clean : "(out of memory)");
   pthread_mutex_unlock(&bar.lock);
+  free(text);
+  free(clean);
 }
 
 static int term_width(void)
