@@ -163,6 +163,13 @@ static int dd_create(vmsnap_job *job, const vmsnap_job_info *info)
            info->disk->target, d.path, file);
   double t0 = dd_now();
   rc = dd_copy_new_file(d.path, &nf, 0, &ops, &res);
+  if (rc < 0 && !info->disk->file) {
+    char dir[PATH_MAX];
+    /* Nothing of this snapshot is left: neither is our directory when it
+     * holds nothing else (rmdir fails otherwise). */
+    if (dd_parent_dir(file, dir, sizeof(dir)) == 0)
+      rmdir(dir);
+  }
   if (rc < 0)
     return dd_copy_failed(&j, rc, &res, what,
                           "free space there or put the copy on another "
