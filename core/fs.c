@@ -52,6 +52,8 @@ int fs_write_json(int dirfd, const char *name, json_t *doc, vs_err *err)
   return rc;
 }
 
+/* Reads the whole file, then parses it: jansson's fd reader would make one
+ * read() per byte, and every op reads every snapshot document. */
 int fs_read_json(int dirfd, const char *name, json_t **out, vs_err *err)
 {
   *out = NULL;
@@ -60,9 +62,29 @@ int fs_read_json(int dirfd, const char *name, json_t **out, vs_err *err)
     if (errno == ENOENT) return VMSNAP_E_NOT_FOUND;
     return err_set(err, err_from_errno(errno), "cannot read %s: %s", name, strerror(errno));
   }
-  json_error_t je;
-  json_t *doc = json_loadfd(fd, JSON_REJECT_DUPLICATES, &je);
+  size_t len = 0, cap = 4096;
+  char *buf = malloc(cap);
+  ssize_t r = 0;
+  while (buf && (r = read(fd, buf + len, cap - len)) != 0) {
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) break;
+    len += (size_t)r;
+    if (len == cap) {
+      char *g = realloc(buf, cap *= 2);
+      if (!g) { free(buf); buf = NULL; }
+      buf = g;
+    }
+  }
+  int e = errno;
   close(fd);
+  if (!buf || r < 0) {
+    free(buf);
+    return err_set(err, buf ? VMSNAP_E_IO : VMSNAP_E_NOMEM, "cannot read %s: %s", name,
+                   strerror(buf ? e : ENOMEM));
+  }
+  json_error_t je;
+  json_t *doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+  free(buf);
   if (!doc || !json_is_object(doc)) {
     json_decref(doc);
     return err_set(err, VMSNAP_E_IO, "%s is damaged (line %d: %s); move it aside and run recover",

@@ -8,6 +8,7 @@ packages=(
   libjansson-dev uuid-dev libcmocka-dev   # JSON, UUIDs, unit tests
   scdoc                                   # the snapctl(1) man page
   qemu-utils btrfs-progs xfsprogs         # real tools the tests and benchmarks use
+  qemu-system-x86                         # real QEMU for the QMP and live-snapshot tests
   util-linux e2fsprogs coreutils
 )
 

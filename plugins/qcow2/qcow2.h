@@ -1,0 +1,89 @@
+/* qcow2.h — internals shared by the files of the qcow2 backend.
+ *
+ * This first part does OFFLINE INTERNAL snapshots: the snapshot is a tag in
+ * the image's own snapshot table, made, applied and deleted with qemu-img
+ * (external overlays and live snapshots through QMP come later).
+ *
+ * Backend data (host->set):
+ *   "tag"   the snapshot's tag in the image: info->object_name (the vmsnap
+ *           mark). Set in prepare, so a crashed create can be rolled back.
+ *   "image" the absolute path of the image that holds the snapshot. Set in
+ *           prepare. Later (external snapshots) it may no longer be the
+ *           disk's active layer, so ops use it rather than disk->source.
+ *   "id"    the snapshot's qcow2 ID. Set by create once the snapshot exists.
+ *   "date"  its creation time in the image ("SEC.NSEC"). Set with "id".
+ * qcow2 allows duplicate tags and reuses IDs (a new ID is the highest + 1),
+ * so a snapshot is identified by tag + id + date, never by its tag alone.
+ *
+ * qemu-img is always told the format: info and check get -f qcow2, and the
+ * image is named by a json: spec with "driver": "qcow2" (qemu-img 7.2's
+ * snapshot subcommand has no -f) and "backing": null (internal snapshots
+ * live in this one file; nothing in a backing chain is opened or probed).
+ */
+#ifndef QCOW2_H
+#define QCOW2_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include <vmsnap/vmsnap-plugin.h>
+
+#define Q2_MARK_PREFIX "vmsnap-"
+
+/* One disk of one op, as the qcow2 backend sees it. */
+typedef struct q2_job {
+  vmsnap_job *job;
+  const vmsnap_host *host;
+  const vmsnap_job_info *info;
+  char image[PATH_MAX]; /* the image, absolute, symlinks resolved */
+  int is_block;
+  char *spec; /* json:{...} naming the image for qemu-img */
+} q2_job;
+
+/* One entry of the image's snapshot table. */
+typedef struct q2_snap {
+  char *id;
+  char *name; /* the tag */
+  uint64_t vm_state_size;
+  int64_t date_sec, date_nsec;
+} q2_snap;
+
+/* What qemu-img info says about the image. */
+typedef struct q2_info {
+  q2_snap *snaps; /* in table order: the order qemu-img looks tags up in */
+  size_t n;
+  uint64_t virtual_size, cluster_size;
+  int corrupt; /* QEMU marked the image corrupt */
+} q2_info;
+
+/* qemu_img.c */
+int q2_job_init(q2_job *j, vmsnap_job *job, const vmsnap_job_info *info, int missing_ok);
+void q2_job_dispose(q2_job *j);
+int q2_run(q2_job *j, const char *const argv[], int capture, vmsnap_spawn_result *r);
+int q2_tool_error(q2_job *j, const vmsnap_spawn_result *r, const char *what, const char *hint);
+int q2_info_read(q2_job *j, int force_share, const char *what, const char *hint, q2_info *out);
+void q2_info_free(q2_info *inf);
+int q2_check(q2_job *j, const char *what, uint64_t *end_offset);
+int q2_snapshot_cmd(q2_job *j, const char *flag, const char *arg, const char *what,
+                    const char *hint);
+
+/* snaps.c */
+void q2_snap_date(const q2_snap *s, char *buf, size_t len);
+void q2_date_text(const char *date, char *buf, size_t len);
+size_t q2_count_tag(const q2_info *inf, const char *tag);
+void q2_ids_with_tag(const q2_info *inf, const char *tag, char *buf, size_t len);
+size_t q2_pick(const q2_info *inf, const char *tag, const char *id, const char *date, size_t *idx);
+int q2_first_with_tag(const q2_info *inf, const char *tag, size_t idx);
+int q2_decode_tag(const char *tag, char *buf, size_t len);
+void q2_human_size(uint64_t bytes, char *buf, size_t len);
+
+/* ops.c */
+int q2_prepare(vmsnap_job *job, const vmsnap_job_info *info);
+int q2_create(vmsnap_job *job, const vmsnap_job_info *info);
+int q2_remove(vmsnap_job *job, const vmsnap_job_info *info);
+int q2_revert(vmsnap_job *job, const vmsnap_job_info *info);
+int q2_revert_finish(vmsnap_job *job, const vmsnap_job_info *info);
+int q2_revert_abort(vmsnap_job *job, const vmsnap_job_info *info);
+int q2_list(vmsnap_job *job, const vmsnap_job_info *info);
+
+#endif /* QCOW2_H */
