@@ -86,6 +86,27 @@ int delete_one(vmsnap_op *op, store_domain *sd, json_t *snaps, json_t *journal,
   return rc;
 }
 
+/* Every backend may refuse before the journal makes the delete final (an
+ * image a running QEMU holds, a backend that is not loaded). */
+static int prepare_victims(delete_state *c)
+{
+  size_t i;
+  json_t *v;
+  json_array_foreach(c->victims, i, v) {
+    json_t *doc = store_find_by_uuid(c->snaps, json_string_value(v));
+    vmsnap_job **jobs;
+    size_t n;
+    int rc = jobs_for_snapshot(c->op, doc, VMSNAP_JOB_DELETE, 0, &jobs, &n, c->err);
+    if (!rc) {
+      op_set_phase(c->op, "prepare", n);
+      rc = jobs_run(jobs, n, STEP_PREPARE, NULL, c->err);
+    }
+    jobs_free(jobs, n);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
 static int delete_body(vmsnap_op *op)
 {
   delete_state c = {.op = op, .err = &op->err, .victims = json_array()};
@@ -102,6 +123,7 @@ static int delete_body(vmsnap_op *op)
     op_warn(op, "snapshot '%s' has no children: nothing to delete", op->name);
     goto out;
   }
+  if (!(op->flags & VMSNAP_DELETE_METADATA_ONLY) && (rc = prepare_victims(&c))) goto out;
   if (op_cancelled(op)) { rc = err_set(c.err, VMSNAP_E_CANCELLED, "cancelled"); goto out; }
 
   journal = journal_new("delete", doc);

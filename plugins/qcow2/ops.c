@@ -198,11 +198,30 @@ static int prepare_revert(q2_job *j, const vmsnap_job_info *info)
   return rc;
 }
 
+/* Before a delete is journaled: the image must be ours to change now (no
+ * QEMU holds it), so the delete is refused instead of left half-done. */
+static int prepare_delete(q2_job *j)
+{
+  char what[PATH_MAX + 512];
+  q2_info inf;
+  describe(j, what, sizeof(what), "cannot delete",
+           j->host->get(j->job, "tag") ? j->host->get(j->job, "tag") : "?");
+  int rc = q2_info_read(j, 0, what, "stop the process that holds it, then retry", &inf);
+  if (rc == 0) q2_info_free(&inf);
+  return rc;
+}
+
 int q2_prepare(vmsnap_job *job, const vmsnap_job_info *info)
 {
   q2_job j;
   int rc;
 
+  if (info->kind == VMSNAP_JOB_DELETE) {
+    rc = q2_job_init(&j, job, info, 1); /* a missing image: nothing to refuse */
+    if (rc == 0) rc = prepare_delete(&j);
+    q2_job_dispose(&j);
+    return rc < 0 ? rc : 0;
+  }
   if (info->kind != VMSNAP_JOB_CREATE && info->kind != VMSNAP_JOB_REVERT) return 0;
   if ((rc = q2_job_init(&j, job, info, 0)) < 0) goto out;
   if (info->kind == VMSNAP_JOB_CREATE && (rc = refuse_unsupported(&j, info->disk)) < 0) goto out;
