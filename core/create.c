@@ -12,6 +12,7 @@
 #include "disks.h"
 #include "engine.h"
 #include "names.h"
+#include "qmp_txn.h"
 
 typedef struct create_state {
   vmsnap_op *op;
@@ -22,6 +23,7 @@ typedef struct create_state {
   json_t *disks;   /* resolved disk documents */
   json_t *doc;     /* the new snapshot */
   json_t *journal;
+  const char *state; /* the domain's, when the create started */
   vmsnap_job **jobs;
   size_t njobs;
   int *made;
@@ -31,6 +33,18 @@ static int resolve_disks(create_state *c)
 {
   json_t *args = c->op->create_args;
   json_t *given = json_object_get(args, "disks");
+  json_t *served = NULL;
+  int rc = c->dom->drv->disks(c->dom, &served, c->err);
+  if (rc) return rc;
+  if (served) {
+    if (json_array_size(given)) {
+      json_decref(served);
+      return err_set(c->err, VMSNAP_E_INVALID, "domain %s: its disks come from the hypervisor; "
+                     "drop --disk", c->dom->key);
+    }
+    c->disks = served;
+    return disks_resolve(c->op->ctx, c->disks, c->err);
+  }
   if (json_array_size(given)) {
     c->disks = json_incref(given); /* resolved before the store was opened */
     return 0;
@@ -42,13 +56,39 @@ static int resolve_disks(create_state *c)
 static int check_request(create_state *c)
 {
   unsigned flags = c->op->flags;
-  const char *state = c->dom->drv->state(c->dom);
+  const char *state = c->state;
   if ((flags & VMSNAP_CREATE_LIVE) && strcmp(state, "running") != 0)
     return err_set(c->err, VMSNAP_E_UNSUPPORTED,
                    "--live needs a running domain; %s is %s (%s driver), so there is no memory "
                    "to keep live", c->dom->key, state, c->dom->drv->scheme);
-  if (strcmp(state, "shutoff") == 0) return disks_check_not_in_use(c->disks, c->err);
+  if (strcmp(state, "shutoff") != 0 && !(flags & VMSNAP_CREATE_DISK_ONLY))
+    return err_set(c->err, VMSNAP_E_UNSUPPORTED,
+                   "domain %s is %s: snapshots with its memory are not built yet; add "
+                   "--disk-only for a crash-consistent snapshot of its disks", c->dom->key, state);
   return 0;
+}
+
+/* Live disks: every disk's actions in ONE transaction, so all disks are
+ * taken at the same instant; then each backend learns the outcome. */
+static int run_transaction(create_state *c)
+{
+  json_t *txn = qmp_txn_build(c->jobs, c->njobs);
+  if (!txn) return 0;
+  int rc;
+  json_t *ret = NULL;
+  if (!c->dom->drv->qmp) {
+    rc = err_set(c->err, VMSNAP_E_UNSUPPORTED, "a backend asked for a live QMP snapshot but "
+                 "domain %s has no running QEMU", c->dom->key);
+  } else {
+    rc = c->dom->drv->qmp(c->dom, "transaction",
+                          json_incref(json_object_get(txn, "arguments")), &ret, c->err);
+  }
+  vs_err derr = {0};
+  int drc = qmp_txn_deliver(c->jobs, c->njobs, rc, ret, &derr);
+  if (!rc && drc) rc = err_set(c->err, drc, "%s", derr.msg);
+  json_decref(ret);
+  json_decref(txn);
+  return rc;
 }
 
 static int pick_name(create_state *c)
@@ -84,8 +124,12 @@ static void build_doc(create_state *c)
                      "format", 1, "uuid", uuid, "name", c->op->name, "domain", c->dom->key,
                      "description", json_object_get(args, "description"),
                      "ctime", "sec", (json_int_t)ts.tv_sec, "nsec", (json_int_t)ts.tv_nsec,
-                     "state", c->dom->drv->state(c->dom), "parent", current ? current : json_null(),
+                     "state", c->state, "parent", current ? current : json_null(),
                      "disks", disks, "memory");
+  /* Disks taken while the guest runs, without its memory or a frozen guest
+   * filesystem: what a power cut would have left. */
+  if (strcmp(c->state, "shutoff") != 0)
+    json_object_set_new(c->doc, "consistency", json_string("crash"));
 }
 
 /* Undo the disk snapshots that were made (failure, cancel). */
@@ -128,11 +172,7 @@ static int make_disks(create_state *c)
   op_set_phase(c->op, "create", c->njobs);
   rc = jobs_run(c->jobs, c->njobs, STEP_CREATE, c->made, c->err);
   crashpoint("create:disks-made");
-  for (size_t i = 0; !rc && i < c->njobs; i++)
-    if (json_array_size(c->jobs[i]->qmp_actions))
-      rc = err_set(c->err, VMSNAP_E_UNSUPPORTED, "disk %s: backend %s asked for a live QMP "
-                   "snapshot but domain %s has no running QEMU", c->jobs[i]->disk.target,
-                   c->jobs[i]->pl->ops.name, c->dom->key);
+  if (!rc) rc = run_transaction(c);
   if (!rc && op_cancelled(c->op)) rc = err_set(c->err, VMSNAP_E_CANCELLED, "cancelled");
   if (rc) roll_back(c);
   return rc;
@@ -161,6 +201,8 @@ static int create_body(vmsnap_op *op)
 {
   create_state c = {.op = op, .err = &op->err};
   int rc = domain_resolve(op->ctx, op->domain, &c.dom, c.err);
+  op->dom = c.dom;
+  if (!rc) rc = c.dom->drv->state(c.dom, &c.state, c.err);
   if (!rc && op->name) rc = name_validate(op->name, "snapshot name", c.err);
   json_t *given = json_object_get(op->create_args, "disks");
   /* Disks named now are checked before anything is written anywhere. */
@@ -168,9 +210,10 @@ static int create_body(vmsnap_op *op)
   if (!rc) rc = store_open(op->ctx, c.dom->key, STORE_CREATE, &c.sd, c.err);
   if (!rc) rc = store_check_no_journal(c.sd, c.err);
   if (!rc) rc = store_load_snapshots(c.sd, &c.snaps, c.err);
+  if (!rc) rc = check_request(&c);
   if (!rc) rc = pick_name(&c);
   if (!rc) rc = resolve_disks(&c);
-  if (!rc) rc = check_request(&c);
+  if (!rc && strcmp(c.state, "shutoff") == 0) rc = disks_check_not_in_use(c.disks, c.err);
   if (!rc) {
     build_doc(&c);
     rc = make_disks(&c);
@@ -186,6 +229,7 @@ static int create_body(vmsnap_op *op)
   json_decref(c.disks);
   json_decref(c.snaps);
   store_close(c.sd);
+  op->dom = NULL;
   domain_ref_free(c.dom);
   return rc;
 }

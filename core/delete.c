@@ -150,6 +150,7 @@ out:
   json_decref(c.victims);
   json_decref(c.snaps);
   store_close(c.sd);
+  op->dom = NULL;
   domain_ref_free(c.dom);
   return rc;
 }

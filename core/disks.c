@@ -46,6 +46,8 @@ const plugin *disks_backend(vmsnap_ctx *ctx, json_t *doc, vs_err *err)
     .struct_size = sizeof d, .target = jstr(doc, "target"), .source = jstr(doc, "source"),
     .format = jstr(doc, "format"), .mode = jstr(doc, "mode"), .file = jstr(doc, "file"),
     .is_block_device = json_is_true(json_object_get(doc, "block_device")),
+    .live = json_is_true(json_object_get(doc, "live")),
+    .node_name = jstr(doc, "node_name"),
   };
   const plugin *best = NULL;
   int best_score = 0;
@@ -60,6 +62,8 @@ const plugin *disks_backend(vmsnap_ctx *ctx, json_t *doc, vs_err *err)
       }
       continue;
     }
+    /* A disk a running QEMU serves is snapshotted through QMP or not at all. */
+    if (d.live && !(p->ops.capabilities(&d) & VMSNAP_CAP_LIVE_QMP)) continue;
     int score = p->ops.probe(&d);
     if (score > best_score) { best = p; best_score = score; }
   }
@@ -73,7 +77,9 @@ const plugin *disks_backend(vmsnap_ctx *ctx, json_t *doc, vs_err *err)
   else
     err_set(err, VMSNAP_E_UNSUPPORTED, "disk %s (%s, format %s): %s takes it; see snapctl "
             "plugins for the backends and the disks they take", d.target, d.source, d.format,
-            want ? "the chosen backend no longer" : "no loaded backend");
+            want ? "the chosen backend no longer" :
+            d.live ? "it is served by a running QEMU and no loaded backend can snapshot it live: "
+                     "no backend" : "no loaded backend");
   return NULL;
 }
 

@@ -5,8 +5,19 @@
 #include "domain.h"
 #include "names.h"
 
-static const char *offline_state(domain_ref *d) { (void)d; return "shutoff"; }
-static json_t *offline_disks(domain_ref *d, vs_err *err) { (void)d; (void)err; return NULL; }
+static int offline_state(domain_ref *d, const char **state, vs_err *err)
+{
+  (void)d; (void)err;
+  *state = "shutoff";
+  return 0;
+}
+
+static int offline_disks(domain_ref *d, json_t **docs, vs_err *err)
+{
+  (void)d; (void)err;
+  *docs = NULL;
+  return 0;
+}
 
 /* A set of disks no hypervisor runs: no memory, nothing to pause. */
 static const domain_driver offline_driver = {
@@ -20,13 +31,11 @@ int domain_resolve(vmsnap_ctx *ctx, const char *spec, domain_ref **out, vs_err *
   (void)ctx;
   *out = NULL;
   if (!spec) return err_set(err, VMSNAP_E_INVALID, "no domain given");
-  static const char *const planned[] = {"qmp:", "xen:"};
-  for (size_t i = 0; i < 2; i++)
-    if (strncmp(spec, planned[i], 4) == 0)
-      return err_set(err, VMSNAP_E_UNSUPPORTED,
-                     "domain '%s': the %.3s domain driver is not part of this build yet; "
-                     "for disks no hypervisor holds, use a plain domain name with --disk",
-                     spec, planned[i]);
+  if (strncmp(spec, "qmp:", 4) == 0) return domain_qmp_resolve(spec + 4, out, err);
+  if (strncmp(spec, "xen:", 4) == 0)
+    return err_set(err, VMSNAP_E_UNSUPPORTED,
+                   "domain '%s': the xen domain driver is not part of this build yet; "
+                   "for disks no hypervisor holds, use a plain domain name with --disk", spec);
   int rc = name_validate(spec, "domain name", err);
   if (rc) return rc;
   domain_ref *d = calloc(1, sizeof *d);

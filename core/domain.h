@@ -1,9 +1,10 @@
 /* domain.h — domain drivers: what a domain is and how to drive it.
  *
- * `offline` (a named set of disks, no hypervisor) is built now; `qmp` (a
- * running QEMU) and `xen` (libxenlight) plug into the same table: they
- * report the domain's state and disks, pause/resume it and save/restore
- * its memory around the disk snapshots. */
+ * `offline` (a named set of disks, no hypervisor) and `qmp` (a running
+ * QEMU, through its monitor socket) are built; `xen` (libxenlight) plugs
+ * into the same table. A driver reports the domain's state and disks,
+ * pauses/resumes it and saves/restores its memory around the disk
+ * snapshots (memory: planned). */
 #ifndef VMSNAP_DOMAIN_H
 #define VMSNAP_DOMAIN_H
 
@@ -12,12 +13,18 @@
 typedef struct domain_ref domain_ref;
 
 typedef struct domain_driver {
-  const char *scheme;   /* "offline", "qmp", "xen" */
-  /* "running", "paused" or "shutoff" */
-  const char *(*state)(domain_ref *d);
-  /* The disks the hypervisor reports, as disk documents, or NULL when the
-   * driver has none (offline: the remembered set is used). */
-  json_t *(*disks)(domain_ref *d, vs_err *err);
+  const char *scheme; /* "offline", "qmp", "xen" */
+  /* "running", "paused" or "shutoff" (a static string). */
+  int (*state)(domain_ref *d, const char **state, vs_err *err);
+  /* The disks the hypervisor serves, as disk documents with live and
+   * node_name set, or NULL (offline: the remembered set is used). */
+  int (*disks)(domain_ref *d, json_t **docs, vs_err *err);
+  /* One QMP command on the domain's monitor (NULL: not a QEMU domain). */
+  int (*qmp)(domain_ref *d, const char *cmd, json_t *args, json_t **ret, vs_err *err);
+  /* Runs a block job to its end (see host->qmp_job). */
+  int (*qmp_job)(domain_ref *d, const char *cmd, json_t *args, int complete_when_ready,
+                 vmsnap_op *op, void (*progress)(void *, uint64_t, uint64_t), void *puser,
+                 vs_err *err);
   int (*pause)(domain_ref *d, vs_err *err);
   int (*resume)(domain_ref *d, vs_err *err);
   /* Memory image to a file (0600); restore starts the domain from it. */
@@ -27,12 +34,15 @@ typedef struct domain_driver {
 
 struct domain_ref {
   const domain_driver *drv;
-  char *key;     /* the store key: the name, or the hypervisor's UUID */
+  char *key;     /* the store key: the name, or derived from the hypervisor */
   char *address; /* qmp socket path, xen name/domid; NULL offline */
 };
 
-/* Parses DOMAIN as the user wrote it. */
+/* Parses DOMAIN as the user wrote it (a qmp: domain is asked who it is). */
 int domain_resolve(vmsnap_ctx *ctx, const char *spec, domain_ref **out, vs_err *err);
 void domain_ref_free(domain_ref *d);
+
+/* The qmp driver (domain_qmp.c). */
+int domain_qmp_resolve(const char *socket_path, domain_ref **out, vs_err *err);
 
 #endif

@@ -108,6 +108,7 @@ int open_for_write(vmsnap_op *op, domain_ref **domp, store_domain **sdp, json_t 
   vs_err *err = &op->err;
   int rc = domain_resolve(op->ctx, op->domain, domp, err);
   if (rc) return rc;
+  op->dom = *domp; /* for host services of live disks; cleared by the body */
   rc = store_open(op->ctx, (*domp)->key, STORE_WRITE, sdp, err);
   if (!rc) rc = store_check_no_journal(*sdp, err);
   if (!rc) rc = store_load_snapshots(*sdp, snapsp, err);

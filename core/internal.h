@@ -123,6 +123,7 @@ struct vmsnap_op {
   unsigned flags;
   json_t *create_args; /* disks and text of a create */
   op_body_fn *body;
+  struct domain_ref *dom; /* set by the body once resolved (live disks) */
 };
 
 /* Starts body on a worker thread; sync when how is NULL or has no done. */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "domain.h"
 #include "job.h"
 #include "names.h"
 #include "spawn.h"
@@ -163,6 +164,53 @@ static int host_qmp_action(vmsnap_job *job, const char *type, const char *data_j
   return json_array_append_new(job->qmp_actions, a) ? VMSNAP_E_NOMEM : 0;
 }
 
+/* The live channel of the job's disk, or an error set on the job. */
+static domain_ref *live_domain(vmsnap_job *job)
+{
+  domain_ref *d = job->op->dom;
+  if (job->disk.live && d && d->drv->qmp) return d;
+  host_error(job, VMSNAP_E_UNSUPPORTED, "disk %s is not served by a running QEMU: no QMP "
+             "channel for it", job->disk.target);
+  return NULL;
+}
+
+static json_t *parse_args(vmsnap_job *job, const char *args_json)
+{
+  json_error_t je;
+  json_t *args = json_loads(args_json ? args_json : "{}", 0, &je);
+  if (!json_is_object(args)) {
+    json_decref(args);
+    host_error(job, VMSNAP_E_INVALID, "plugin %s gave malformed QMP arguments: %s",
+               job->pl->ops.name, je.text);
+    return NULL;
+  }
+  return args;
+}
+
+static int host_qmp_command(vmsnap_job *job, const char *command, const char *args_json,
+                            char **return_json)
+{
+  if (return_json) *return_json = NULL;
+  domain_ref *d = live_domain(job);
+  json_t *args = d ? parse_args(job, args_json) : NULL;
+  if (!args) return job->err.code;
+  json_t *ret = NULL;
+  int rc = d->drv->qmp(d, command, args, &ret, &job->err);
+  if (!rc && return_json) *return_json = json_dumps(ret, JSON_COMPACT | JSON_ENCODE_ANY);
+  json_decref(ret);
+  return rc;
+}
+
+static int host_qmp_job(vmsnap_job *job, const char *command, const char *args_json,
+                        int complete_when_ready)
+{
+  domain_ref *d = live_domain(job);
+  json_t *args = d ? parse_args(job, args_json) : NULL;
+  if (!args) return job->err.code;
+  return d->drv->qmp_job(d, command, args, complete_when_ready, job->op, spawn_progress, job,
+                         &job->err);
+}
+
 const vmsnap_host vs_host = {
   .struct_size = sizeof(vmsnap_host),
   .abi_version = VMSNAP_PLUGIN_ABI_VERSION,
@@ -177,6 +225,8 @@ const vmsnap_host vs_host = {
   .set_other = host_set_other,
   .list_entry = host_list_entry,
   .qmp_action = host_qmp_action,
+  .qmp_command = host_qmp_command,
+  .qmp_job = host_qmp_job,
 };
 
 /* ---- running a step on every disk in parallel --------------------------- */

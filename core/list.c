@@ -67,6 +67,7 @@ static int list_body(vmsnap_op *op)
   store_domain *sd = NULL;
   json_t *snaps = NULL, *foreign = json_array();
   int rc = domain_resolve(op->ctx, op->domain, &dom, err);
+  op->dom = dom;
   if (!rc) rc = store_open(op->ctx, dom->key, STORE_READ, &sd, err);
   if (!rc) rc = store_load_snapshots(sd, &snaps, err);
   if (rc) goto out;
@@ -94,6 +95,7 @@ out:
   json_decref(foreign);
   json_decref(snaps);
   store_close(sd);
+  op->dom = NULL;
   domain_ref_free(dom);
   return rc;
 }

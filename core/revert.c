@@ -119,10 +119,23 @@ static int finish(revert_state *c)
   return rc;
 }
 
+/* Until memory snapshots exist, a domain a hypervisor runs cannot be
+ * rolled back: its disks would change under a guest that remembers them. */
+static int check_stopped(revert_state *c)
+{
+  const char *state;
+  int rc = c->dom->drv->state(c->dom, &state, c->err);
+  if (rc || strcmp(state, "shutoff") == 0) return rc;
+  return err_set(c->err, VMSNAP_E_UNSUPPORTED, "domain %s is %s: reverting it needs its memory "
+                 "snapshot (not built yet); shut the guest down and revert its disks as an "
+                 "offline domain", c->dom->key, state);
+}
+
 static int revert_body(vmsnap_op *op)
 {
   revert_state c = {.op = op, .err = &op->err};
   int rc = open_for_write(op, &c.dom, &c.sd, &c.snaps);
+  if (!rc) rc = check_stopped(&c);
   if (!rc && !(c.doc = find_snapshot(c.snaps, c.dom->key, op->name, c.err))) rc = c.err->code;
   if (!rc && json_is_true(json_object_get(c.doc, "foreign")))
     rc = err_set(c.err, VMSNAP_E_UNSUPPORTED, "snapshot '%s' was not made by vmsnap", op->name);
@@ -134,6 +147,7 @@ static int revert_body(vmsnap_op *op)
   json_decref(c.journal);
   json_decref(c.snaps);
   store_close(c.sd);
+  op->dom = NULL;
   domain_ref_free(c.dom);
   return rc;
 }

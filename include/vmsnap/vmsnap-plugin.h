@@ -153,6 +153,22 @@ struct vmsnap_host {
    * merges the actions of every disk into ONE transaction and then calls
    * the plugin's live_done with the outcome. */
   int (*qmp_action)(vmsnap_job *job, const char *type, const char *data_json);
+
+  /* Live disks: runs one QMP command (not a block job) on the monitor of the
+   * QEMU that serves the disk, e.g. "blockdev-snapshot-delete-internal-sync".
+   * *return_json (may be NULL; free with free()) receives QEMU's "return".
+   * VMSNAP_E_UNSUPPORTED when the disk is not live. The core connects
+   * briefly: QEMU serves one monitor client at a time. */
+  int (*qmp_command)(vmsnap_job *job, const char *command, const char *args_json,
+                     char **return_json);
+  /* Live disks: starts a block job ("block-commit", "block-stream"…) with
+   * args_json — the core adds "job-id" and "auto-dismiss": false, so recover
+   * can read its outcome — and waits for it, reporting progress and
+   * cancelling it (job-cancel) when the op is cancelled. A job that becomes
+   * "ready" (active commit) is completed (pivot) when complete_when_ready,
+   * else cancelled after ready (no pivot). Returns 0 or an error. */
+  int (*qmp_job)(vmsnap_job *job, const char *command, const char *args_json,
+                 int complete_when_ready);
 };
 
 /* The ops table a plugin registers. */
