@@ -43,6 +43,7 @@ typedef enum dd_copy_method {
                                         copy_file_range may still share
                                         extents on btrfs */
 #define DD_COPY_NO_RANGE (1u << 1)   /* never copy_file_range (tests) */
+#define DD_COPY_NO_PARALLEL (1u << 2) /* one copy_file_range stream (tests) */
 
 typedef struct dd_copy_result {
   dd_copy_method method;

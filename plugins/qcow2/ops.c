@@ -27,6 +27,12 @@ static int describe(const q2_job *j, char *buf, size_t len, const char *verb, co
 
 static int refuse_unsupported(const q2_job *j, const vmsnap_disk *d)
 {
+  if (d->live && d->mode && strcmp(d->mode, "external") == 0)
+    return j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
+                          "mode=external on %s, which a running QEMU serves (node %s): external "
+                          "live snapshots come later; use mode=internal (a snapshot inside the "
+                          "image, taken by QEMU)",
+                          d->source, d->node_name ? d->node_name : "?");
   if (d->mode && strcmp(d->mode, "external") == 0)
     return j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
                           "mode=external: the qcow2 backend makes internal snapshots only "
@@ -39,11 +45,6 @@ static int refuse_unsupported(const q2_job *j, const vmsnap_disk *d)
                           "file=%s: an internal snapshot stays inside %s and has no file of "
                           "its own; remove file= from the disk",
                           d->file, d->source);
-  if (d->live)
-    return j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
-                          "%s is open in a running QEMU; live qcow2 snapshots are not "
-                          "written yet: shut the domain off first",
-                          d->source);
   return 0;
 }
 
@@ -63,7 +64,7 @@ static uint64_t block_size(const char *path)
  * a full filesystem would fail it half-way. On a block device the image
  * cannot grow past the device; freed clusters inside it are reused, so
  * there only a warning. */
-static int space_check(q2_job *j, const q2_info *inf, uint64_t end_offset)
+int q2_space_check(q2_job *j, const q2_info *inf, uint64_t end_offset)
 {
   uint64_t cl = inf->cluster_size ? inf->cluster_size : 65536;
   uint64_t l2_span = cl * (cl / 8);
@@ -142,7 +143,7 @@ static int prepare_create(q2_job *j, const vmsnap_job_info *info)
                         what, tag, ids);
     goto out;
   }
-  if ((rc = space_check(j, &inf, end_offset)) < 0) goto out;
+  if ((rc = q2_space_check(j, &inf, end_offset)) < 0) goto out;
   if ((rc = j->host->set(j->job, "tag", tag)) < 0 ||
       (rc = j->host->set(j->job, "image", j->image)) < 0)
     goto out;
@@ -214,18 +215,37 @@ static int prepare_delete(q2_job *j)
 int q2_prepare(vmsnap_job *job, const vmsnap_job_info *info)
 {
   q2_job j;
-  int rc;
+  int rc, live;
 
+  if (info->kind != VMSNAP_JOB_CREATE && info->kind != VMSNAP_JOB_REVERT &&
+      info->kind != VMSNAP_JOB_DELETE)
+    return 0;
+  if ((live = q2_live_now(job, info)) < 0) return live;
   if (info->kind == VMSNAP_JOB_DELETE) {
     rc = q2_job_init(&j, job, info, 1); /* a missing image: nothing to refuse */
-    if (rc == 0) rc = prepare_delete(&j);
+    if (rc == 0 && !live) rc = prepare_delete(&j);
+    if (rc == 0 && live && j.host->get(job, "tag")) {
+      char what[PATH_MAX + 512];
+      describe(&j, what, sizeof(what), "cannot delete", j.host->get(job, "tag"));
+      rc = q2_live_prepare_delete(&j, what);
+    }
     q2_job_dispose(&j);
     return rc < 0 ? rc : 0;
   }
-  if (info->kind != VMSNAP_JOB_CREATE && info->kind != VMSNAP_JOB_REVERT) return 0;
+  if (live && info->kind == VMSNAP_JOB_REVERT) {
+    /* Refused before anything is read or changed. */
+    memset(&j, 0, sizeof(j));
+    j.job = job;
+    j.host = info->host;
+    j.info = info;
+    return q2_live_refuse_revert(&j);
+  }
   if ((rc = q2_job_init(&j, job, info, 0)) < 0) goto out;
   if (info->kind == VMSNAP_JOB_CREATE && (rc = refuse_unsupported(&j, info->disk)) < 0) goto out;
-  rc = info->kind == VMSNAP_JOB_CREATE ? prepare_create(&j, info) : prepare_revert(&j, info);
+  if (live)
+    rc = q2_live_prepare_create(&j, info);
+  else
+    rc = info->kind == VMSNAP_JOB_CREATE ? prepare_create(&j, info) : prepare_revert(&j, info);
 out:
   q2_job_dispose(&j);
   return rc;
@@ -298,6 +318,12 @@ int q2_create(vmsnap_job *job, const vmsnap_job_info *info)
     return info->host->error(job, VMSNAP_E_INVALID,
                              "no qcow2 tag was recorded; prepare must run before create");
   if ((rc = q2_job_init(&j, job, info, 0)) < 0) goto out;
+  /* QEMU takes it, in the core's transaction; prepare recorded the node
+   * when (and only when) it found QEMU serving the disk. */
+  if (info->disk->live && info->host->get(job, "node")) {
+    rc = q2_live_create(&j, tag);
+    goto out;
+  }
   describe(&j, what, sizeof(what), "cannot take", tag);
   if (info->host->cancelled(job)) {
     rc = VMSNAP_E_CANCELLED;
@@ -389,7 +415,7 @@ int q2_remove(vmsnap_job *job, const vmsnap_job_info *info)
 {
   const vmsnap_host *h = info->host;
   const char *tag = h->get(job, "tag"), *id = h->get(job, "id"), *date = h->get(job, "date");
-  int rollback = info->kind == VMSNAP_JOB_ROLLBACK;
+  int rollback = info->kind == VMSNAP_JOB_ROLLBACK, live;
   char what[PATH_MAX + 512], ids[256];
   q2_info inf = {0};
   size_t idx = 0;
@@ -398,6 +424,7 @@ int q2_remove(vmsnap_job *job, const vmsnap_job_info *info)
 
   /* Nothing recorded: prepare never decided a tag, nothing was made. */
   if (!tag) return 0;
+  if ((live = q2_live_now(job, info)) < 0) return live;
   rc = q2_job_init(&j, job, info, 1);
   if (rc == 1) {
     const char *img = h->get(job, "image") ? h->get(job, "image") : info->disk->source;
@@ -416,7 +443,9 @@ int q2_remove(vmsnap_job *job, const vmsnap_job_info *info)
   }
   if (rc < 0) goto out;
   describe(&j, what, sizeof(what), "cannot delete", tag);
-  if ((rc = q2_info_read(&j, 0, what, "nothing was changed", &inf)) < 0) goto out;
+  /* A live image is QEMU's: read it without its lock (-U), and let QEMU
+   * delete the snapshot. */
+  if ((rc = q2_info_read(&j, live, what, "nothing was changed", &inf)) < 0) goto out;
   size_t n = q2_pick(&inf, tag, id, date, &idx);
   q2_ids_with_tag(&inf, tag, ids, sizeof(ids));
   if (n == 0) {
@@ -448,7 +477,7 @@ int q2_remove(vmsnap_job *job, const vmsnap_job_info *info)
             tag, inf.snaps[idx].id, j.image, (unsigned long long)inf.snaps[idx].vm_state_size);
     goto out;
   }
-  rc = delete_one(&j, &inf, idx, what);
+  rc = live ? q2_live_delete(&j, &inf, idx, what) : delete_one(&j, &inf, idx, what);
 out:
   q2_info_free(&inf);
   q2_job_dispose(&j);
@@ -468,6 +497,10 @@ int q2_revert(vmsnap_job *job, const vmsnap_job_info *info)
   int rc;
 
   if ((rc = q2_job_init(&j, job, info, 0)) < 0) goto out;
+  if ((rc = q2_live_now(job, info)) != 0) { /* prepare refuses it already */
+    if (rc > 0) rc = q2_live_refuse_revert(&j);
+    goto out;
+  }
   describe(&j, what, sizeof(what), "cannot revert to",
            info->host->get(job, "tag") ? info->host->get(job, "tag") : "?");
   if (info->host->cancelled(job)) {
@@ -498,6 +531,10 @@ int q2_revert_finish(vmsnap_job *job, const vmsnap_job_info *info)
   int rc;
 
   if ((rc = q2_job_init(&j, job, info, 0)) < 0) goto out;
+  if ((rc = q2_live_now(job, info)) != 0) {
+    if (rc > 0) rc = q2_live_refuse_revert(&j);
+    goto out;
+  }
   describe(&j, what, sizeof(what), "cannot revert to",
            info->host->get(job, "tag") ? info->host->get(job, "tag") : "?");
   if ((rc = q2_info_read(&j, 0, what,

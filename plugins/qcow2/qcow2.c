@@ -1,7 +1,7 @@
 /* qcow2.c — the qcow2 backend: snapshots kept inside qcow2 images.
- * This part does offline internal snapshots with qemu-img; external
- * overlays and live snapshots (QMP) come later. Layout of the backend
- * data: qcow2.h; the ops: ops.c. */
+ * Internal snapshots, offline with qemu-img and live through QEMU (QMP);
+ * external overlays come later. Layout of the backend data: qcow2.h; the
+ * ops: ops.c, live disks: live.c. */
 #define _GNU_SOURCE
 #include "qcow2.h"
 
@@ -52,18 +52,28 @@ static int q2_probe(const vmsnap_disk *disk)
 
 static uint64_t q2_capabilities(const vmsnap_disk *disk)
 {
-  /* Offline only for now: NEEDS_PAUSE until the qmp driver can make the
-   * snapshot live (blockdev-snapshot-internal-sync); no EXTERNAL yet.
-   * qemu-img reverts and deletes any snapshot and keeps the others. */
-  return VMSNAP_CAP_INTERNAL | VMSNAP_CAP_REVERT_KEEPS_NEWER | VMSNAP_CAP_DELETE_ANY |
-         VMSNAP_CAP_LIST | VMSNAP_CAP_NEEDS_PAUSE | VMSNAP_CAP_BLOCK_DEVICE;
+  /* qemu-img (and QEMU) revert and delete any snapshot and keep the
+   * others; no EXTERNAL yet. */
+  const uint64_t base = VMSNAP_CAP_INTERNAL | VMSNAP_CAP_REVERT_KEEPS_NEWER |
+                        VMSNAP_CAP_DELETE_ANY | VMSNAP_CAP_LIST | VMSNAP_CAP_BLOCK_DEVICE;
+
+  /* At best (disk == NULL): live, no pause. */
+  if (!disk) return base | VMSNAP_CAP_LIVE_QMP;
+  /* A live disk: QEMU takes the snapshot in one atomic transaction with
+   * the other disks (blockdev-snapshot-internal-sync), no pause needed. */
+  if (disk->live) {
+    if (disk->mode && strcmp(disk->mode, "internal") != 0) return base;
+    return base | VMSNAP_CAP_LIVE_QMP;
+  }
+  /* Offline with qemu-img: nothing may run on the image meanwhile. */
+  return base | VMSNAP_CAP_NEEDS_PAUSE;
 }
 
 static const vmsnap_plugin q2_plugin = {
     .name = "qcow2",
     .version = "0.1",
-    .description = "internal snapshots inside qcow2 images, offline, with qemu-img "
-                   "(external overlays and live snapshots: not yet)",
+    .description = "internal snapshots inside qcow2 images, offline with qemu-img or "
+                   "live through QEMU (external overlays: not yet)",
     .available = q2_available,
     .probe = q2_probe,
     .capabilities = q2_capabilities,
@@ -74,6 +84,7 @@ static const vmsnap_plugin q2_plugin = {
     .revert_finish = q2_revert_finish,
     .revert_abort = q2_revert_abort,
     .list = q2_list,
+    .live_done = q2_live_done,
 };
 
 VMSNAP_REGISTER_PLUGIN(q2_plugin)

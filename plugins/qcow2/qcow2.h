@@ -1,8 +1,12 @@
 /* qcow2.h — internals shared by the files of the qcow2 backend.
  *
- * This first part does OFFLINE INTERNAL snapshots: the snapshot is a tag in
- * the image's own snapshot table, made, applied and deleted with qemu-img
- * (external overlays and live snapshots through QMP come later).
+ * INTERNAL snapshots: the snapshot is a tag in the image's own snapshot
+ * table. Offline, qemu-img makes, applies and deletes it; for a disk a
+ * running QEMU serves (disk->live), QEMU makes it (a QMP transaction action
+ * the core submits for all disks at once) and deletes it (a QMP command),
+ * and vmsnap only reads the table with `qemu-img info -U` (live.c).
+ * Reverting a live disk is refused (it needs the memory snapshot). External
+ * overlays come later.
  *
  * Backend data (host->set):
  *   "tag"   the snapshot's tag in the image: info->object_name (the vmsnap
@@ -11,7 +15,11 @@
  *           prepare. Later (external snapshots) it may no longer be the
  *           disk's active layer, so ops use it rather than disk->source.
  *   "id"    the snapshot's qcow2 ID. Set by create once the snapshot exists.
- *   "date"  its creation time in the image ("SEC.NSEC"). Set with "id".
+ *   "date"  its creation time in the image ("SEC.NSEC"). Set with "id"
+ *           (live: by live_done, once QEMU's transaction succeeded).
+ *   "node"  live snapshots only: the QEMU block node-name it was taken on,
+ *           for information; a delete uses the root node that serves
+ *           "image" now (the recorded one when it still does).
  * qcow2 allows duplicate tags and reuses IDs (a new ID is the highest + 1),
  * so a snapshot is identified by tag + id + date, never by its tag alone.
  *
@@ -78,6 +86,7 @@ int q2_decode_tag(const char *tag, char *buf, size_t len);
 void q2_human_size(uint64_t bytes, char *buf, size_t len);
 
 /* ops.c */
+int q2_space_check(q2_job *j, const q2_info *inf, uint64_t end_offset);
 int q2_prepare(vmsnap_job *job, const vmsnap_job_info *info);
 int q2_create(vmsnap_job *job, const vmsnap_job_info *info);
 int q2_remove(vmsnap_job *job, const vmsnap_job_info *info);
@@ -85,5 +94,14 @@ int q2_revert(vmsnap_job *job, const vmsnap_job_info *info);
 int q2_revert_finish(vmsnap_job *job, const vmsnap_job_info *info);
 int q2_revert_abort(vmsnap_job *job, const vmsnap_job_info *info);
 int q2_list(vmsnap_job *job, const vmsnap_job_info *info);
+
+/* live.c */
+int q2_live_now(vmsnap_job *job, const vmsnap_job_info *info);
+int q2_live_prepare_create(q2_job *j, const vmsnap_job_info *info);
+int q2_live_create(q2_job *j, const char *tag);
+int q2_live_done(vmsnap_job *job, const vmsnap_job_info *info, int rc, const char *return_json);
+int q2_live_prepare_delete(q2_job *j, const char *what);
+int q2_live_delete(q2_job *j, const q2_info *inf, size_t idx, const char *what);
+int q2_live_refuse_revert(q2_job *j);
 
 #endif /* QCOW2_H */

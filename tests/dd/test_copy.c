@@ -463,6 +463,7 @@ static void bench(uint64_t mib)
   char *src = path_in(dir, "bench-src.img"), *dst = path_in(dir, "bench-dst.img");
   static const struct { unsigned flags; const char *name; } runs[] = {
     {0, "default"}, {DD_COPY_NO_REFLINK, "no reflink"},
+    {DD_COPY_NO_REFLINK | DD_COPY_NO_PARALLEL, "no reflink, one stream"},
     {DD_COPY_NO_REFLINK | DD_COPY_NO_RANGE, "read/write"},
   };
   dd_copy_result res;
@@ -514,6 +515,7 @@ int main(int argc, char **argv)
   test_reflink_probe();
   static const struct { unsigned flags; const char *tag; } paths[] = {
     {0, "default"}, {DD_COPY_NO_REFLINK, "no reflink"},
+    {DD_COPY_NO_REFLINK | DD_COPY_NO_PARALLEL, "no reflink, one stream"},
     {DD_COPY_NO_REFLINK | DD_COPY_NO_RANGE, "read/write"},
   };
   for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
