@@ -190,6 +190,9 @@ static int record(create_state *c)
     json_array_foreach(c->disks, i, d) json_array_append_new(remembered, json_deep_copy(d));
     json_object_set_new(c->sd->doc, "disks", remembered);
     json_object_set(c->sd->doc, "current", json_object_get(c->doc, "uuid"));
+    /* How to find this domain again once its hypervisor is gone. */
+    json_object_set_new(c->sd->doc, "driver", json_string(c->dom->drv->scheme));
+    if (c->dom->address) json_object_set_new(c->sd->doc, "address", json_string(c->dom->address));
     if (!rc) rc = store_write_domain(c->sd, c->err);
     crashpoint("create:domain-written");
   }

@@ -43,6 +43,12 @@ int domain_resolve(vmsnap_ctx *ctx, const char *spec, domain_ref **out, vs_err *
 void domain_ref_free(domain_ref *d);
 
 /* The qmp driver (domain_qmp.c). */
-int domain_qmp_resolve(const char *socket_path, domain_ref **out, vs_err *err);
+int domain_qmp_resolve(vmsnap_ctx *ctx, const char *socket_path, domain_ref **out,
+                       vs_err *err);
+/* An offline ref to the stored domain last seen at this hypervisor
+ * address (a QMP socket of a QEMU that has exited); NOT_FOUND if none. */
+int domain_find_by_address(vmsnap_ctx *ctx, const char *address, domain_ref **out);
+/* The offline driver for a known key. */
+domain_ref *domain_offline(const char *key);
 
 #endif

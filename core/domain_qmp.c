@@ -153,15 +153,18 @@ static char *key_for(qmp_conn *c, const char *path)
   return key;
 }
 
-int domain_qmp_resolve(const char *socket_path, domain_ref **out, vs_err *err)
+int domain_qmp_resolve(vmsnap_ctx *ctx, const char *socket_path, domain_ref **out, vs_err *err)
 {
   char real[PATH_MAX];
   if (!socket_path || socket_path[0] != '/')
     return err_set(err, VMSNAP_E_INVALID, "qmp:%s: give the absolute path of QEMU's QMP socket "
                    "(qmp:/path/to/qmp.sock)", socket_path ? socket_path : "");
-  if (!realpath(socket_path, real))
+  if (!realpath(socket_path, real)) {
+    /* QEMU is gone: its snapshots are still there, as an offline domain. */
+    if (domain_find_by_address(ctx, socket_path, out) == 0) return 0;
     return err_set(err, VMSNAP_E_NOT_FOUND, "qmp:%s: no such socket; is QEMU running with "
                    "-qmp unix:%s,server=on,wait=off?", socket_path, socket_path);
+  }
   qmp_conn *c;
   int rc = qmp_open(real, QMP_DEFAULT_TIMEOUT_MS, &c, err);
   if (rc) return rc;

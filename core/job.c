@@ -33,7 +33,9 @@ vmsnap_job *job_new(vmsnap_op *op, size_t index, const plugin *pl, json_t *disk_
     .mode = jstr(disk_doc, "mode"),
     .file = jstr(disk_doc, "file"),
     .is_block_device = json_is_true(json_object_get(disk_doc, "block_device")),
-    .live = json_is_true(json_object_get(disk_doc, "live")),
+    /* Live only while a QEMU serves it now: a snapshot taken live is
+     * deleted offline once QEMU is gone (recover has no domain at all). */
+    .live = json_is_true(json_object_get(disk_doc, "live")) && op->dom && op->dom->drv->qmp,
     .node_name = jstr(disk_doc, "node_name"),
   };
   job->info = (vmsnap_job_info){

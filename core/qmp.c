@@ -208,7 +208,7 @@ static int error_code(const char *cls, const char *desc)
   if (has_lock_word(desc) || strstr(desc, "is busy") || strstr(desc, "in use"))
     return VMSNAP_E_BUSY;
   if (strstr(desc, "Cannot find device") || strstr(desc, "not found") ||
-      strstr(desc, "No such file"))
+      strstr(desc, "No such file") || strstr(desc, "does not exist"))
     return VMSNAP_E_NOT_FOUND;
   return VMSNAP_E_BACKEND;
 }
