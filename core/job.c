@@ -26,7 +26,7 @@ vmsnap_job *job_new(vmsnap_op *op, size_t index, const plugin *pl, json_t *disk_
   job->object_name = snap_name ? name_object(snap_name) : NULL;
   job->disk = (vmsnap_disk){
     .struct_size = sizeof job->disk,
-    .domain = op->domain,
+    .domain = op->dom ? op->dom->key : op->domain,
     .target = jstr(disk_doc, "target"),
     .source = jstr(disk_doc, "source"),
     .format = jstr(disk_doc, "format") ? jstr(disk_doc, "format") : "raw",

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "domain.h"
 #include "engine.h"
 
 /* Runs one step of every disk of the journaled snapshot; updates the
@@ -115,8 +116,18 @@ static int recover_domain(vmsnap_op *op, const char *name, vs_err *err)
   rc = store_journal_read(sd, &j, err);
   if (rc == VMSNAP_E_NOT_FOUND) { rc = 0; goto out; } /* nothing to do */
   if (rc) goto out;
+  /* A QEMU that still serves the disks is driven live (its images are
+   * locked to qemu-img); otherwise recover works offline. */
+  domain_ref *dom = NULL;
+  const char *driver = jstr(sd->doc, "driver"), *address = jstr(sd->doc, "address");
+  vs_err ignore = {0};
+  if (driver && strcmp(driver, "qmp") == 0 && address &&
+      domain_qmp_resolve(op->ctx, address, &dom, &ignore) == 0 && dom->drv->qmp)
+    op->dom = dom;
   rc = reapply_updates(sd, j, err);
   if (!rc) rc = recover_op(op, sd, j, err);
+  op->dom = NULL;
+  domain_ref_free(dom);
   if (!rc) rc = store_journal_clear(sd, err);
   else err_wrap(err, "recover of domain %s failed (the journal is kept; fix the cause and run "
                 "recover again): ", name);
