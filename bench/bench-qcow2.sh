@@ -254,6 +254,15 @@ for ((r = 0; r <= runs; r++)); do
   timed qemu-img --version; (( r )) && fx_qver+=("$T_US")
 done
 
+# snapctl info reads the store (every recorded snapshot's metadata) and
+# runs no backend: what loading the history costs snapctl.
+declare -A FX_INFO
+fx_info() { # label
+  local r a=()
+  for ((r = 0; r <= runs; r++)); do timed snap info vm base; (( r )) && a+=("$T_US"); done
+  FX_INFO[$1]=$(median "${a[@]}")
+}
+fx_info 1
 sfx=" (1 snapshot)"
 log "rows with 1 snapshot (base) in each image"
 bench_create_delete "$sfx" c
@@ -374,23 +383,24 @@ if (( many )); then
   log "making $many snapshots in each image ($((many - 1)) more than base): qemu-img snapshot -c, then snapctl create"
   t0=$EPOCHREALTIME
   for ((i = 2; i <= many; i++)); do
-    a=$EPOCHREALTIME
+    ta=$EPOCHREALTIME
     qemu-img snapshot -c "m$i" "$QIMG"
-    b=$EPOCHREALTIME; many_q+=($(( ${b/./} - ${a/./} )))
+    tb=$EPOCHREALTIME; many_q+=($(( ${tb/./} - ${ta/./} )))
   done
   t1=$EPOCHREALTIME
   mk_q=$(( ${t1/./} - ${t0/./} ))
   t0=$EPOCHREALTIME
   for ((i = 2; i <= many; i++)); do
-    a=$EPOCHREALTIME
+    ta=$EPOCHREALTIME
     snap create vm --name "m$i" >/dev/null 2>"$work/op.err" ||
       { cat "$work/op.err" >&2; die "snapctl create m$i failed"; }
-    b=$EPOCHREALTIME; many_v+=($(( ${b/./} - ${a/./} )))
+    tb=$EPOCHREALTIME; many_v+=($(( ${tb/./} - ${ta/./} )))
     (( i % 50 )) || log "  snapctl create $i/$many ($(msec "${many_v[-1]}") ms for the last)"
   done
   t1=$EPOCHREALTIME
   mk_v=$(( ${t1/./} - ${t0/./} ))
   sfx=" ($many snapshots)"
+  fx_info "$many"
   bench_list "$sfx"
   bench_create_delete "$sfx" n
   bench_revert " ($many snapshots, $(numfmt --to=iec "$changes") changed)"
@@ -442,11 +452,15 @@ line
 printf '  %-44s %8s ms\n' "snapctl --version (process start)" "$(msec "$(median "${fx_ver[@]}")")"
 printf '  %-44s %8s ms\n' "snapctl plugins (+ library and plugin load)" "$(msec "$(median "${fx_plug[@]}")")"
 printf '  %-44s %8s ms\n' "qemu-img --version (process start)" "$(msec "$(median "${fx_qver[@]}")")"
+for k in 1 $( (( many )) && echo "$many"); do
+  printf '  %-44s %8s ms\n' "snapctl info vm base (store load, $k recorded)" "$(msec "${FX_INFO[$k]}")"
+done
 if (( many )); then
-  printf '  making %d more snapshots one at a time: qemu-img snapshot -c: %.1f s in all, median %s ms, the last %s ms\n' \
-    $((many - 1)) "$(awk -v u="$mk_q" 'BEGIN { print u / 1e6 }')" "$(msec "$(median "${many_q[@]}")")" "$(msec "${many_q[-1]}")"
-  printf '  %*s snapctl create:       %.1f s in all, median %s ms, the last %s ms\n' \
-    $(( ${#many} + 39 )) "" "$(awk -v u="$mk_v" 'BEGIN { print u / 1e6 }')" "$(msec "$(median "${many_v[@]}")")" "$(msec "${many_v[-1]}")"
+  printf '  making %d more snapshots, one command each (per command: median, the last one):\n' $((many - 1))
+  printf '    %-24s %7.1f s in all, %8s ms, %8s ms\n' "qemu-img snapshot -c" \
+    "$(awk -v u="$mk_q" 'BEGIN { print u / 1e6 }')" "$(msec "$(median "${many_q[@]}")")" "$(msec "${many_q[-1]}")"
+  printf '    %-24s %7.1f s in all, %8s ms, %8s ms\n' "snapctl create" \
+    "$(awk -v u="$mk_v" 'BEGIN { print u / 1e6 }')" "$(msec "$(median "${many_v[@]}")")" "$(msec "${many_v[-1]}")"
 fi
 
 echo

@@ -223,7 +223,7 @@ static int create_body(vmsnap_op *op)
   }
   if (!rc) rc = record(&c);
   if (!rc) {
-    op_add_result(op, snapshot_for_result(c.doc, c.snaps, jstr(c.doc, "uuid")));
+    op_add_result(op, snapshot_result(c.doc, c.snaps));
   }
   jobs_free(c.jobs, c.njobs);
   free(c.made);

@@ -83,12 +83,22 @@ int apply_other_updates(store_domain *sd, json_t *snaps, vmsnap_job **jobs, size
   return rc;
 }
 
-vmsnap_snapshot *snapshot_for_result(json_t *doc, json_t *snaps, const char *current_uuid)
+json_t *snapshots_by_uuid(json_t *snaps)
+{
+  json_t *index = json_object();
+  size_t i;
+  json_t *d;
+  json_array_foreach(snaps, i, d)
+    if (jstr(d, "uuid")) json_object_set(index, jstr(d, "uuid"), d);
+  return index;
+}
+
+vmsnap_snapshot *snapshot_for_result(json_t *doc, json_t *by_uuid, const char *current_uuid)
 {
   vmsnap_snapshot *s = snapshot_wrap(json_incref(doc));
   if (!s) return NULL;
   const char *parent = jstr(doc, "parent"), *uuid = jstr(doc, "uuid");
-  json_t *p = parent ? store_find_by_uuid(snaps, parent) : NULL;
+  json_t *p = parent ? json_object_get(by_uuid, parent) : NULL;
   s->parent_name = p ? xstrdup(jstr(p, "name")) : NULL;
   s->current = current_uuid && uuid && strcmp(current_uuid, uuid) == 0;
   return s;
@@ -131,4 +141,12 @@ int snapshot_has_children(json_t *snaps, const char *uuid)
   json_array_foreach(snaps, i, d)
     if (uuid && jstr(d, "parent") && strcmp(jstr(d, "parent"), uuid) == 0) return 1;
   return 0;
+}
+
+vmsnap_snapshot *snapshot_result(json_t *doc, json_t *snaps)
+{
+  json_t *index = snapshots_by_uuid(snaps);
+  vmsnap_snapshot *s = snapshot_for_result(doc, index, jstr(doc, "uuid"));
+  json_decref(index);
+  return s;
 }

@@ -20,8 +20,13 @@ int apply_other_updates(store_domain *sd, json_t *snaps, vmsnap_job **jobs, size
 /* Applies [{uuid, target, key, value}] (idempotent; recover uses it). */
 int apply_updates(store_domain *sd, json_t *snaps, json_t *updates, vs_err *err);
 
-/* A result snapshot for the user, with parent name and current flag. */
-vmsnap_snapshot *snapshot_for_result(json_t *doc, json_t *snaps, const char *current_uuid);
+/* The result of create or revert: doc, now current. */
+vmsnap_snapshot *snapshot_result(json_t *doc, json_t *snaps);
+/* {uuid: document} over an array of snapshot documents. */
+json_t *snapshots_by_uuid(json_t *snaps);
+/* A result snapshot for the user, with parent name (looked up in by_uuid,
+ * from snapshots_by_uuid) and current flag. */
+vmsnap_snapshot *snapshot_for_result(json_t *doc, json_t *by_uuid, const char *current_uuid);
 
 json_t *journal_new(const char *op, json_t *snapshot_doc);
 /* Opens the domain for writing and refuses when a journal is pending. */

@@ -6,20 +6,24 @@
 #include "disks.h"
 #include "engine.h"
 
-/* Is value one of the backend data values any snapshot recorded? */
-static int recorded(json_t *snaps, const char *object)
+/* Every backend data value recorded for each disk target, as
+ * {target: {value: true}}: an object a backend lists is vmsnap's when its
+ * name is one of these for the same disk. Built once (hash lookups). */
+static json_t *recorded_values(json_t *snaps)
 {
+  json_t *set = json_object();
   size_t i, k;
   json_t *d, *disk;
   json_array_foreach(snaps, i, d) {
     json_array_foreach(json_object_get(d, "disks"), k, disk) {
-      const char *key;
-      json_t *v;
+      const char *target = jstr(disk, "target"), *key;
+      json_t *v, *values = json_object_get(set, target ? target : "");
+      if (!values) json_object_set_new(set, target ? target : "", values = json_object());
       json_object_foreach(json_object_get(disk, "data"), key, v)
-        if (json_is_string(v) && strcmp(json_string_value(v), object) == 0) return 1;
+        if (json_is_string(v)) json_object_set_new(values, json_string_value(v), json_true());
     }
   }
-  return 0;
+  return set;
 }
 
 static json_t *foreign_doc(const char *domain, json_t *disk, json_t *entry)
@@ -39,6 +43,7 @@ static json_t *foreign_doc(const char *domain, json_t *disk, json_t *entry)
 static void add_foreign(vmsnap_op *op, store_domain *sd, json_t *snaps, json_t *out)
 {
   json_t *disks = json_deep_copy(json_object_get(sd->doc, "disks"));
+  json_t *known = recorded_values(snaps);
   size_t i;
   json_t *disk;
   json_array_foreach(disks, i, disk) {
@@ -50,13 +55,14 @@ static void add_foreign(vmsnap_op *op, store_domain *sd, json_t *snaps, json_t *
       size_t k;
       json_t *e;
       json_array_foreach(job->entries, k, e)
-        if (!recorded(snaps, jstr(e, "object")))
+        if (!json_object_get(json_object_get(known, jstr(disk, "target")), jstr(e, "object")))
           json_array_append_new(out, foreign_doc(sd->name, disk, e));
     } else if (err.code) {
       op_warn(op, "could not list objects on storage: %s", err.msg);
     }
     job_free(job);
   }
+  json_decref(known);
   json_decref(disks);
 }
 
@@ -65,7 +71,7 @@ static int list_body(vmsnap_op *op)
   vs_err *err = &op->err;
   domain_ref *dom = NULL;
   store_domain *sd = NULL;
-  json_t *snaps = NULL, *foreign = json_array();
+  json_t *snaps = NULL, *foreign = json_array(), *index = NULL;
   int rc = domain_resolve(op->ctx, op->domain, &dom, err);
   op->dom = dom;
   if (!rc) rc = store_open(op->ctx, dom->key, STORE_READ, &sd, err);
@@ -74,10 +80,11 @@ static int list_body(vmsnap_op *op)
   if (op->kind == OP_LIST && !(op->flags & (VMSNAP_LIST_ROOTS | VMSNAP_LIST_LEAVES)))
     add_foreign(op, sd, snaps, foreign);
   const char *current = jstr(sd->doc, "current");
+  index = snapshots_by_uuid(snaps);
   if (op->kind == OP_GET) {
     json_t *doc = find_snapshot(snaps, dom->key, op->name, err);
     if (!doc) { rc = err->code; goto out; }
-    op_add_result(op, snapshot_for_result(doc, snaps, current));
+    op_add_result(op, snapshot_for_result(doc, index, current));
     goto out;
   }
   size_t i;
@@ -85,13 +92,14 @@ static int list_body(vmsnap_op *op)
   json_array_foreach(snaps, i, d) {
     if ((op->flags & VMSNAP_LIST_ROOTS) && jstr(d, "parent")) continue;
     if ((op->flags & VMSNAP_LIST_LEAVES) && snapshot_has_children(snaps, jstr(d, "uuid"))) continue;
-    op_add_result(op, snapshot_for_result(d, snaps, current));
+    op_add_result(op, snapshot_for_result(d, index, current));
   }
   json_array_foreach(foreign, i, d) {
     vmsnap_snapshot *s = snapshot_wrap(json_incref(d));
     if (s) { s->foreign = 1; op_add_result(op, s); }
   }
 out:
+  json_decref(index);
   json_decref(foreign);
   json_decref(snaps);
   store_close(sd);

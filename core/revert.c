@@ -141,7 +141,7 @@ static int revert_body(vmsnap_op *op)
     rc = err_set(c.err, VMSNAP_E_UNSUPPORTED, "snapshot '%s' was not made by vmsnap", op->name);
   if (!rc) rc = stage(&c);
   if (!rc) rc = finish(&c);
-  if (!rc) op_add_result(op, snapshot_for_result(c.doc, c.snaps, jstr(c.doc, "uuid")));
+  if (!rc) op_add_result(op, snapshot_result(c.doc, c.snaps));
   jobs_free(c.jobs, c.njobs);
   free(c.staged);
   json_decref(c.journal);
