@@ -493,7 +493,8 @@ static int copy_run(copy_state *st)
     return fail(st->res, errno, "extending %s to %llu bytes", st->dst_name,
                 (unsigned long long)st->res->size);
   posix_fadvise(st->src, 0, 0, POSIX_FADV_SEQUENTIAL);
-  if (st->use_range && !(st->flags & DD_COPY_NO_PARALLEL)) {
+  /* No data (an all-hole image): nothing to start threads for. */
+  if (st->use_range && st->res->total > 0 && !(st->flags & DD_COPY_NO_PARALLEL)) {
     rc = copy_parallel(st);
     if (rc != FALLBACK) {
       if (rc == 0 && st->res->size == 0) st->res->method = DD_COPY_NOTHING;
