@@ -118,6 +118,11 @@ grep -q '^dd ' <<<"$plugins" ||
 now_us() { local t=$EPOCHREALTIME; printf '%s' "${t/./}"; }
 alloc_bytes() { local b; b=$(stat -c '%b * %B' "$1"); printf '%s' $((b)); }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+warm_tools() {
+  "$snapctl" --state-dir "$work/warm-state" plugins >/dev/null 2>&1 || true
+  cp --version >/dev/null; dd --version >/dev/null; sync --version >/dev/null
+  if command -v qemu-img >/dev/null; then qemu-img --version >/dev/null; fi
+}
 # Before every timed run: nothing dirty, and the source either out of the
 # page cache (cold) or entirely in it (warm).
 prep_cache() {
@@ -125,6 +130,9 @@ prep_cache() {
   sync
   if [ "$mode" = cold ]; then
     echo 3 >/proc/sys/vm/drop_caches
+    # Cold means the IMAGE is not cached; the programs compared are loaded
+    # again, as on a host that uses them (every tool alike).
+    warm_tools
   else
     local f; for f; do cat "$f" >/dev/null; done
   fi
@@ -408,7 +416,7 @@ echo "snapctl: $snapctl"
 echo "images: $(numfmt --to=iec "$size") each, on $fs_type ($work); $runs runs per row"
 echo "time = MEDIAN wall clock of $runs runs (min = fastest run). Tools are timed until their output is"
 echo "fsync'ed ('sync FILE'), as vmsnap fsyncs its copy before it reports success; 'no-fsync' is the tool alone."
-echo "cold: 'sync; echo 3 > /proc/sys/vm/drop_caches' before every run; warm: source read into the page cache first."
+echo "cold: 'sync; echo 3 > /proc/sys/vm/drop_caches' before every run, then each tool's program loaded once (--version) so the image, not the executable, is what is cold; warm: source read into the page cache first."
 echo "alloc = MiB allocated by the result (holes kept?); method/copy = what the dd backend used, and its own"
 echo "copy time as it logs it. ratio = vmsnap median / tool median (<1.00x: vmsnap faster)."
 echo
