@@ -486,6 +486,21 @@ out:
 
 /* ---- revert ------------------------------------------------------------- */
 
+/* What both revert phases start with: the job, refusal of a live disk
+ * (prepare refuses it already), and the snapshot's place in the table.
+ * Returns 0 with *j, *inf and *idx set (dispose both), or an error. */
+static int revert_locate(vmsnap_job *job, const vmsnap_job_info *info, const char *hint,
+                         q2_job *j, q2_info *inf, size_t *idx, char *what, size_t whatlen)
+{
+  int rc = q2_job_init(j, job, info, 0);
+  if (rc < 0) return rc;
+  if ((rc = q2_live_now(job, info)) != 0) return rc > 0 ? q2_live_refuse_revert(j) : rc;
+  describe(j, what, whatlen, "cannot revert to",
+           info->host->get(job, "tag") ? info->host->get(job, "tag") : "?");
+  if ((rc = q2_info_read(j, 0, what, hint, inf)) < 0) return rc;
+  return find_for_revert(j, inf, what, idx);
+}
+
 /* Phase one changes nothing: it checks that the snapshot is still there.
  * Applying an internal snapshot cannot be staged; it is phase two. */
 int q2_revert(vmsnap_job *job, const vmsnap_job_info *info)
@@ -493,27 +508,13 @@ int q2_revert(vmsnap_job *job, const vmsnap_job_info *info)
   char what[PATH_MAX + 512];
   q2_info inf = {0};
   size_t idx = 0;
-  q2_job j;
-  int rc;
-
-  if ((rc = q2_job_init(&j, job, info, 0)) < 0) goto out;
-  if ((rc = q2_live_now(job, info)) != 0) { /* prepare refuses it already */
-    if (rc > 0) rc = q2_live_refuse_revert(&j);
-    goto out;
-  }
-  describe(&j, what, sizeof(what), "cannot revert to",
-           info->host->get(job, "tag") ? info->host->get(job, "tag") : "?");
-  if (info->host->cancelled(job)) {
-    rc = VMSNAP_E_CANCELLED;
-    goto out;
-  }
-  if ((rc = q2_info_read(&j, 0, what, "nothing was changed", &inf)) < 0 ||
-      (rc = find_for_revert(&j, &inf, what, &idx)) < 0)
-    goto out;
+  q2_job j = {0};
+  int rc = info->host->cancelled(job) ? VMSNAP_E_CANCELLED
+                                      : revert_locate(job, info, "nothing was changed", &j,
+                                                      &inf, &idx, what, sizeof(what));
   /* TODO(external): refuse when this image is the backing file of an
    * overlay vmsnap knows of (applying a snapshot under an overlay corrupts
    * the overlay's view). Not knowable until external snapshots exist. */
-out:
   q2_info_free(&inf);
   q2_job_dispose(&j);
   return rc;
@@ -528,27 +529,15 @@ int q2_revert_finish(vmsnap_job *job, const vmsnap_job_info *info)
   q2_info inf = {0};
   size_t idx = 0;
   q2_job j;
-  int rc;
-
-  if ((rc = q2_job_init(&j, job, info, 0)) < 0) goto out;
-  if ((rc = q2_live_now(job, info)) != 0) {
-    if (rc > 0) rc = q2_live_refuse_revert(&j);
-    goto out;
-  }
-  describe(&j, what, sizeof(what), "cannot revert to",
-           info->host->get(job, "tag") ? info->host->get(job, "tag") : "?");
-  if ((rc = q2_info_read(&j, 0, what,
-                         "the image is unchanged; fix this and run `snapctl "
-                         "recover`",
-                         &inf)) < 0 ||
-      (rc = find_for_revert(&j, &inf, what, &idx)) < 0)
-    goto out;
-  rc = q2_snapshot_cmd(&j, "-a", inf.snaps[idx].id, what,
-                       "fix this and run `snapctl recover` to finish the revert");
+  int rc = revert_locate(job, info,
+                         "the image is unchanged; fix this and run `snapctl recover`", &j,
+                         &inf, &idx, what, sizeof(what));
+  if (rc == 0)
+    rc = q2_snapshot_cmd(&j, "-a", inf.snaps[idx].id, what,
+                         "fix this and run `snapctl recover` to finish the revert");
   if (rc == 0)
     info->host->log(job, VMSNAP_LOG_INFO, "applied internal snapshot %s (qcow2 id %s) to %s",
                     inf.snaps[idx].name, inf.snaps[idx].id, j.image);
-out:
   q2_info_free(&inf);
   q2_job_dispose(&j);
   return rc;
