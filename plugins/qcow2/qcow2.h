@@ -62,6 +62,8 @@ typedef struct q2_info {
   size_t n;
   uint64_t virtual_size, cluster_size;
   int corrupt; /* QEMU marked the image corrupt */
+  char *backing;     /* the backing file name as the header holds it, or NULL */
+  char *backing_fmt; /* its format from the header extension, or NULL */
 } q2_info;
 
 /* qemu_img.c */

@@ -171,6 +171,10 @@ static int parse_info(const char *text, q2_info *out)
   out->cluster_size = (uint64_t)json_integer_value(json_object_get(root, "cluster-size"));
   json_t *data = json_object_get(json_object_get(root, "format-specific"), "data");
   out->corrupt = json_is_true(json_object_get(data, "corrupt"));
+  if (json_is_string(json_object_get(root, "backing-filename")))
+    out->backing = dup_str(root, "backing-filename");
+  if (json_is_string(json_object_get(root, "backing-filename-format")))
+    out->backing_fmt = dup_str(root, "backing-filename-format");
   snaps = json_object_get(root, "snapshots");
   out->snaps = calloc(json_array_size(snaps) + 1, sizeof(*out->snaps));
   if (!out->snaps) {
@@ -201,6 +205,8 @@ void q2_info_free(q2_info *inf)
     free(inf->snaps[i].name);
   }
   free(inf->snaps);
+  free(inf->backing);
+  free(inf->backing_fmt);
   memset(inf, 0, sizeof(*inf));
 }
 
