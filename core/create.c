@@ -155,7 +155,7 @@ static void roll_back(create_state *c)
 
 static int make_disks(create_state *c)
 {
-  int rc = jobs_for_snapshot(c->op, c->doc, VMSNAP_JOB_CREATE, 0, &c->jobs, &c->njobs, c->err);
+  int rc = jobs_for_snapshot(c->op, c->doc, c->snaps, VMSNAP_JOB_CREATE, 0, &c->jobs, &c->njobs, c->err);
   if (rc) return rc;
   c->made = calloc(c->njobs ? c->njobs : 1, sizeof *c->made);
   op_set_phase(c->op, "prepare", c->njobs);

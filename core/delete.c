@@ -65,7 +65,7 @@ int delete_one(vmsnap_op *op, store_domain *sd, json_t *snaps, json_t *journal,
   if (!metadata_only) {
     vmsnap_job **jobs;
     size_t n;
-    int rc = jobs_for_snapshot(op, doc, VMSNAP_JOB_DELETE, job_flags, &jobs, &n, err);
+    int rc = jobs_for_snapshot(op, doc, snaps, VMSNAP_JOB_DELETE, job_flags, &jobs, &n, err);
     if (!rc) {
       op_set_phase(op, "delete", n);
       rc = jobs_run(jobs, n, STEP_REMOVE, NULL, err);
@@ -96,7 +96,7 @@ static int prepare_victims(delete_state *c)
     json_t *doc = store_find_by_uuid(c->snaps, json_string_value(v));
     vmsnap_job **jobs;
     size_t n;
-    int rc = jobs_for_snapshot(c->op, doc, VMSNAP_JOB_DELETE, 0, &jobs, &n, c->err);
+    int rc = jobs_for_snapshot(c->op, doc, c->snaps, VMSNAP_JOB_DELETE, 0, &jobs, &n, c->err);
     if (!rc) {
       op_set_phase(c->op, "prepare", n);
       rc = jobs_run(jobs, n, STEP_PREPARE, NULL, c->err);

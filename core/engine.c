@@ -6,8 +6,8 @@
 
 #include "engine.h"
 
-int jobs_for_snapshot(vmsnap_op *op, json_t *doc, vmsnap_job_kind kind, unsigned flags,
-                      vmsnap_job ***jobsp, size_t *np, vs_err *err)
+int jobs_for_snapshot(vmsnap_op *op, json_t *doc, json_t *snaps, vmsnap_job_kind kind,
+                      unsigned flags, vmsnap_job ***jobsp, size_t *np, vs_err *err)
 {
   json_t *disks = json_object_get(doc, "disks");
   size_t n = json_array_size(disks), i;
@@ -32,6 +32,7 @@ int jobs_for_snapshot(vmsnap_op *op, json_t *doc, vmsnap_job_kind kind, unsigned
       json_object_set_new(disk, "data", data);
     }
     jobs[i] = job_new(op, i, pl, disk, data, kind, jstr(doc, "name"), jstr(doc, "uuid"), flags);
+    if (jobs[i]) jobs[i]->siblings = json_incref(snaps);
   }
   *jobsp = jobs;
   *np = n;

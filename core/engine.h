@@ -8,8 +8,8 @@
 
 /* Jobs for every disk of a snapshot document; each job's data is the
  * disk's "data" object (shared, so host->set lands in the document). */
-int jobs_for_snapshot(vmsnap_op *op, json_t *doc, vmsnap_job_kind kind, unsigned flags,
-                      vmsnap_job ***jobsp, size_t *np, vs_err *err);
+int jobs_for_snapshot(vmsnap_op *op, json_t *doc, json_t *snaps, vmsnap_job_kind kind,
+                      unsigned flags, vmsnap_job ***jobsp, size_t *np, vs_err *err);
 void jobs_free(vmsnap_job **jobs, size_t n);
 
 /* Applies the set_other updates of jobs to the snapshot documents in

@@ -57,6 +57,7 @@ void job_free(vmsnap_job *job)
   json_decref(job->disk_doc);
   json_decref(job->data);
   json_decref(job->others);
+  json_decref(job->siblings);
   json_decref(job->qmp_actions);
   json_decref(job->entries);
   free(job->object_name);
@@ -140,6 +141,39 @@ static int host_set_other(vmsnap_job *job, const char *uuid, const char *key, co
   json_t *u = json_pack("{s:s, s:s, s:s, s:s}", "uuid", uuid, "target", job->disk.target,
                         "key", key, "value", value);
   return u && json_array_append_new(job->others, u) == 0 ? 0 : VMSNAP_E_INVALID;
+}
+
+/* The other snapshots of this disk target that this job's backend made. */
+static int host_siblings(vmsnap_job *job, vmsnap_sibling_fn *fn, void *user)
+{
+  const char *self = job->info.snapshot_uuid;
+  size_t i, k;
+  json_t *doc, *disk;
+  json_array_foreach(job->siblings, i, doc) {
+    const char *uuid = jstr(doc, "uuid");
+    if (!uuid || (self && strcmp(uuid, self) == 0)) continue;
+    json_array_foreach(json_object_get(doc, "disks"), k, disk) {
+      const char *target = jstr(disk, "target"), *backend = jstr(disk, "backend");
+      if (!target || !backend || strcmp(target, job->disk.target) ||
+          strcmp(backend, job->pl->ops.name))
+        continue;
+      json_t *data = json_object_get(disk, "data");
+      const char **kv = calloc(2 * json_object_size(data) + 1, sizeof *kv);
+      if (!kv) return VMSNAP_E_NOMEM;
+      size_t n = 0;
+      const char *key;
+      json_t *v;
+      json_object_foreach(data, key, v) {
+        if (!json_is_string(v)) continue;
+        kv[n++] = key;
+        kv[n++] = json_string_value(v);
+      }
+      int rc = fn(user, uuid, jstr(doc, "name"), kv);
+      free(kv);
+      if (rc) return rc;
+    }
+  }
+  return 0;
 }
 
 static int host_list_entry(vmsnap_job *job, const vmsnap_list_entry *e)
@@ -229,6 +263,7 @@ const vmsnap_host vs_host = {
   .qmp_action = host_qmp_action,
   .qmp_command = host_qmp_command,
   .qmp_job = host_qmp_job,
+  .siblings = host_siblings,
 };
 
 /* ---- running a step on every disk in parallel --------------------------- */

@@ -13,6 +13,7 @@ struct vmsnap_job {
   json_t *disk_doc;      /* {target, source, format, backend, mode, file} */
   json_t *data;          /* backend data: key -> string */
   json_t *others;        /* [{uuid, key, value}] from set_other */
+  json_t *siblings;      /* the domain's snapshot documents, for host->siblings */
   json_t *qmp_actions;   /* [{type, data}] from qmp_action */
   json_t *entries;       /* LIST results */
   char *object_name;

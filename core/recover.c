@@ -19,12 +19,15 @@ static int run_all(vmsnap_op *op, store_domain *sd, json_t *j, vmsnap_job_kind k
   vmsnap_job **jobs;
   size_t n;
   json_t *snaps = NULL;
-  int rc = jobs_for_snapshot(op, json_object_get(j, "snapshot"), kind, VMSNAP_JOB_RECOVERY,
-                             &jobs, &n, err);
-  if (rc) return rc;
+  int rc = store_load_snapshots(sd, &snaps, err);
+  if (!rc) rc = jobs_for_snapshot(op, json_object_get(j, "snapshot"), snaps, kind,
+                                  VMSNAP_JOB_RECOVERY, &jobs, &n, err);
+  if (rc) {
+    json_decref(snaps);
+    return rc;
+  }
   op_set_phase(op, "recover", n);
   rc = jobs_run(jobs, n, step, NULL, err);
-  if (!rc) rc = store_load_snapshots(sd, &snaps, err);
   if (!rc) rc = apply_other_updates(sd, snaps, jobs, n, j, err);
   json_decref(snaps);
   jobs_free(jobs, n);

@@ -70,7 +70,7 @@ static int check_disk_set(revert_state *c)
 static int stage(revert_state *c)
 {
   unsigned jf = (c->op->flags & VMSNAP_REVERT_FORCE) ? VMSNAP_JOB_FORCE : 0;
-  int rc = jobs_for_snapshot(c->op, c->doc, VMSNAP_JOB_REVERT, jf, &c->jobs, &c->njobs, c->err);
+  int rc = jobs_for_snapshot(c->op, c->doc, c->snaps, VMSNAP_JOB_REVERT, jf, &c->jobs, &c->njobs, c->err);
   if (!rc) rc = check_capabilities(c);
   if (!rc) rc = check_disk_set(c);
   if (rc) return rc;

@@ -105,6 +105,12 @@ typedef struct vmsnap_spawn_result {
   char err_tail[1024];    /* the last lines of stderr, for messages */
 } vmsnap_spawn_result;
 
+/* host->siblings: one other recorded snapshot of the same disk. data holds
+ * its backend data as "key", "value" pairs, NULL-terminated; valid only
+ * during the call. Return non-zero to stop. */
+typedef int vmsnap_sibling_fn(void *user, const char *snapshot_uuid, const char *snapshot_name,
+                              const char *const *data);
+
 /* Services the core gives a plugin (passed to load). */
 struct vmsnap_host {
   size_t struct_size;
@@ -169,6 +175,12 @@ struct vmsnap_host {
    * else cancelled after ready (no pivot). Returns 0 or an error. */
   int (*qmp_job)(vmsnap_job *job, const char *command, const char *args_json,
                  int complete_when_ready);
+
+  /* Calls fn for every OTHER recorded snapshot of this job's disk (same
+   * target) that this backend made, with its backend data: a backend whose
+   * objects depend on each other (a qcow2 backing chain) finds them here,
+   * and changes them with set_other. Returns 0, or what fn returned. */
+  int (*siblings)(vmsnap_job *job, vmsnap_sibling_fn *fn, void *user);
 };
 
 /* The ops table a plugin registers. */

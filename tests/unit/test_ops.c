@@ -363,7 +363,7 @@ static void test_qmp_transaction_merges_disks(void **state)
   vmsnap_job **jobs;
   size_t n;
   vs_err err = {0};
-  assert_int_equal(jobs_for_snapshot(op, doc, VMSNAP_JOB_CREATE, 0, &jobs, &n, &err), 0);
+  assert_int_equal(jobs_for_snapshot(op, doc, NULL, VMSNAP_JOB_CREATE, 0, &jobs, &n, &err), 0);
   for (size_t i = 0; i < 2; i++) /* the two live disks add their actions */
     assert_int_equal(jobs[i]->pl->ops.create(jobs[i], &jobs[i]->info), 0);
   json_t *txn = qmp_txn_build(jobs, n);
