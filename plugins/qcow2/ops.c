@@ -33,13 +33,12 @@ static int refuse_unsupported(const q2_job *j, const vmsnap_disk *d)
                           "live snapshots come later; use mode=internal (a snapshot inside the "
                           "image, taken by QEMU)",
                           d->source, d->node_name ? d->node_name : "?");
-  if (d->mode && strcmp(d->mode, "external") == 0)
-    return j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
-                          "mode=external: the qcow2 backend makes internal snapshots only "
-                          "(external overlays are not written yet); use mode=internal");
-  if (d->mode && strcmp(d->mode, "internal") != 0)
+  if (d->mode && strcmp(d->mode, "internal") != 0 && strcmp(d->mode, "external") != 0)
     return j->host->error(j->job, VMSNAP_E_INVALID,
-                          "mode=%s is not a qcow2 snapshot mode; use mode=internal", d->mode);
+                          "mode=%s is not a qcow2 snapshot mode; use mode=internal (inside the "
+                          "image) or mode=external (a new overlay on the frozen image)",
+                          d->mode);
+  if (d->mode && strcmp(d->mode, "external") == 0) return 0; /* q2_ext_prepare checks the rest */
   if (d->file)
     return j->host->error(j->job, VMSNAP_E_INVALID,
                           "file=%s: an internal snapshot stays inside %s and has no file of "
@@ -105,7 +104,7 @@ int q2_space_check(q2_job *j, const q2_info *inf, uint64_t end_offset)
 }
 
 /* The image is readable, intact, and qemu-img sees it as qcow2. */
-static int validate_image(q2_job *j, const char *what, q2_info *inf, uint64_t *end_offset)
+int q2_validate(q2_job *j, const char *what, q2_info *inf, uint64_t *end_offset)
 {
   int rc = q2_info_read(j, 0, what, "nothing was changed", inf);
 
@@ -132,7 +131,7 @@ static int prepare_create(q2_job *j, const vmsnap_job_info *info)
                           "unusable object name \"%s\" for a qcow2 tag (a bug in the caller)",
                           tag ? tag : "");
   describe(j, what, sizeof(what), "cannot take", tag);
-  if ((rc = validate_image(j, what, &inf, &end_offset)) < 0) goto out;
+  if ((rc = q2_validate(j, what, &inf, &end_offset)) < 0) goto out;
   if (q2_count_tag(&inf, tag)) {
     q2_ids_with_tag(&inf, tag, ids, sizeof(ids));
     rc = j->host->error(j->job, VMSNAP_E_EXISTS,
@@ -194,7 +193,7 @@ static int prepare_revert(q2_job *j, const vmsnap_job_info *info)
 
   describe(j, what, sizeof(what), "cannot revert to",
            j->host->get(j->job, "tag") ? j->host->get(j->job, "tag") : "?");
-  if ((rc = validate_image(j, what, &inf, NULL)) == 0) rc = find_for_revert(j, &inf, what, &idx);
+  if ((rc = q2_validate(j, what, &inf, NULL)) == 0) rc = find_for_revert(j, &inf, what, &idx);
   q2_info_free(&inf);
   return rc;
 }
@@ -223,7 +222,10 @@ int q2_prepare(vmsnap_job *job, const vmsnap_job_info *info)
   if ((live = q2_live_now(job, info)) < 0) return live;
   if (info->kind == VMSNAP_JOB_DELETE) {
     rc = q2_job_init(&j, job, info, 1); /* a missing image: nothing to refuse */
-    if (rc == 0 && !live) rc = prepare_delete(&j);
+    if (rc == 0 && !live && q2_is_external(job, info))
+      rc = q2_ext_prepare_delete(&j);
+    else if (rc == 0 && !live)
+      rc = prepare_delete(&j);
     if (rc == 0 && live && j.host->get(job, "tag")) {
       char what[PATH_MAX + 512];
       describe(&j, what, sizeof(what), "cannot delete", j.host->get(job, "tag"));
@@ -244,6 +246,8 @@ int q2_prepare(vmsnap_job *job, const vmsnap_job_info *info)
   if (info->kind == VMSNAP_JOB_CREATE && (rc = refuse_unsupported(&j, info->disk)) < 0) goto out;
   if (live)
     rc = q2_live_prepare_create(&j, info);
+  else if (q2_is_external(job, info))
+    rc = info->kind == VMSNAP_JOB_CREATE ? q2_ext_prepare(&j, info) : 0; /* revert: phase one */
   else
     rc = info->kind == VMSNAP_JOB_CREATE ? prepare_create(&j, info) : prepare_revert(&j, info);
 out:
@@ -313,6 +317,12 @@ int q2_create(vmsnap_job *job, const vmsnap_job_info *info)
   q2_info before = {0}, after = {0};
   q2_job j;
   int rc;
+
+  if (q2_is_external(job, info) && !info->disk->live) {
+    if ((rc = q2_job_init(&j, job, info, 0)) == 0) rc = q2_ext_create(&j);
+    q2_job_dispose(&j);
+    return rc;
+  }
 
   if (!tag)
     return info->host->error(job, VMSNAP_E_INVALID,
@@ -422,6 +432,11 @@ int q2_remove(vmsnap_job *job, const vmsnap_job_info *info)
   q2_job j;
   int rc;
 
+  if (q2_is_external(job, info)) {
+    if ((rc = q2_job_init(&j, job, info, 0)) == 0) rc = q2_ext_remove(&j);
+    q2_job_dispose(&j);
+    return rc;
+  }
   /* Nothing recorded: prepare never decided a tag, nothing was made. */
   if (!tag) return 0;
   if ((live = q2_live_now(job, info)) < 0) return live;
@@ -501,6 +516,35 @@ static int revert_locate(vmsnap_job *job, const vmsnap_job_info *info, const cha
   return find_for_revert(j, inf, what, idx);
 }
 
+/* An external snapshot's step, on a job bound to the disk. */
+static int ext_step(vmsnap_job *job, const vmsnap_job_info *info, int (*step)(q2_job *))
+{
+  q2_job j;
+  int rc = q2_job_init(&j, job, info, 0);
+  if (rc == 0) rc = step(&j);
+  q2_job_dispose(&j);
+  return rc;
+}
+
+/* Applying an internal snapshot to an image that other images are backed
+ * by (it became an external snapshot's layer) would change what they see
+ * under their own data: corrupt them. */
+static int refuse_backing_file(q2_job *j, const char *what)
+{
+  q2_chain c;
+  size_t n = 0;
+  int rc = q2_chain_read(j, j->info->disk->source, &c, what);
+  if (rc < 0) return rc;
+  n = q2_chain_children(&c, j->image, NULL);
+  q2_chain_free(&c);
+  if (!n) return 0;
+  return j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
+                        "%s: %s has since become the backing file of %zu image(s) (an external "
+                        "snapshot froze it); applying a snapshot inside it would corrupt them; "
+                        "nothing was changed; revert to the external snapshot instead",
+                        what, j->image, n);
+}
+
 /* Phase one changes nothing: it checks that the snapshot is still there.
  * Applying an internal snapshot cannot be staged; it is phase two. */
 int q2_revert(vmsnap_job *job, const vmsnap_job_info *info)
@@ -509,12 +553,13 @@ int q2_revert(vmsnap_job *job, const vmsnap_job_info *info)
   q2_info inf = {0};
   size_t idx = 0;
   q2_job j = {0};
-  int rc = info->host->cancelled(job) ? VMSNAP_E_CANCELLED
-                                      : revert_locate(job, info, "nothing was changed", &j,
-                                                      &inf, &idx, what, sizeof(what));
-  /* TODO(external): refuse when this image is the backing file of an
-   * overlay vmsnap knows of (applying a snapshot under an overlay corrupts
-   * the overlay's view). Not knowable until external snapshots exist. */
+  int rc;
+
+  if (q2_is_external(job, info)) return ext_step(job, info, q2_ext_revert);
+  rc = info->host->cancelled(job) ? VMSNAP_E_CANCELLED
+                                  : revert_locate(job, info, "nothing was changed", &j, &inf,
+                                                  &idx, what, sizeof(what));
+  if (rc == 0) rc = refuse_backing_file(&j, what);
   q2_info_free(&inf);
   q2_job_dispose(&j);
   return rc;
@@ -529,6 +574,8 @@ int q2_revert_finish(vmsnap_job *job, const vmsnap_job_info *info)
   q2_info inf = {0};
   size_t idx = 0;
   q2_job j;
+
+  if (q2_is_external(job, info)) return ext_step(job, info, q2_ext_revert_finish);
   int rc = revert_locate(job, info,
                          "the image is unchanged; fix this and run `snapctl recover`", &j,
                          &inf, &idx, what, sizeof(what));
@@ -545,7 +592,8 @@ int q2_revert_finish(vmsnap_job *job, const vmsnap_job_info *info)
 
 int q2_revert_abort(vmsnap_job *job, const vmsnap_job_info *info)
 {
-  return 0; /* phase one changed nothing */
+  /* Internal: phase one changed nothing. */
+  return q2_is_external(job, info) ? ext_step(job, info, q2_ext_revert_abort) : 0;
 }
 
 /* ---- list --------------------------------------------------------------- */
@@ -585,6 +633,7 @@ int q2_list(vmsnap_job *job, const vmsnap_job_info *info)
   if ((rc = q2_info_read(&j, 1, what, "the list shows recorded snapshots only", &inf)) < 0)
     goto out;
   for (size_t i = 0; i < inf.n; i++) list_one(&j, &inf, &inf.snaps[i]);
+  q2_ext_list(&j);
 out:
   q2_info_free(&inf);
   q2_job_dispose(&j);

@@ -44,8 +44,6 @@ static int q2_probe(const vmsnap_disk *disk)
   struct stat sb;
 
   if (!disk || !disk->format || strcmp(disk->format, "qcow2") != 0) return 0;
-  /* External snapshots (overlays) are not written yet. */
-  if (disk->mode && strcmp(disk->mode, "external") == 0) return 0;
   if (stat(disk->source, &sb) < 0) return 0;
   return S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode) ? Q2_SCORE : 0;
 }
@@ -57,8 +55,16 @@ static uint64_t q2_capabilities(const vmsnap_disk *disk)
   const uint64_t base = VMSNAP_CAP_INTERNAL | VMSNAP_CAP_REVERT_KEEPS_NEWER |
                         VMSNAP_CAP_DELETE_ANY | VMSNAP_CAP_LIST | VMSNAP_CAP_BLOCK_DEVICE;
 
+  /* External: overlays on frozen layers, offline; merges report progress
+   * and can be cancelled while they change no snapshot (chain.c). */
+  const uint64_t ext = VMSNAP_CAP_EXTERNAL | VMSNAP_CAP_REVERT_KEEPS_NEWER |
+                       VMSNAP_CAP_DELETE_ANY | VMSNAP_CAP_LIST | VMSNAP_CAP_PROGRESS |
+                       VMSNAP_CAP_CANCEL;
+
   /* At best (disk == NULL): live, no pause. */
-  if (!disk) return base | VMSNAP_CAP_LIVE_QMP;
+  if (!disk) return base | ext | VMSNAP_CAP_LIVE_QMP;
+  if (disk->mode && strcmp(disk->mode, "external") == 0)
+    return disk->live ? ext : ext | VMSNAP_CAP_NEEDS_PAUSE;
   /* A live disk: QEMU takes the snapshot in one atomic transaction with
    * the other disks (blockdev-snapshot-internal-sync), no pause needed. */
   if (disk->live) {
@@ -72,8 +78,8 @@ static uint64_t q2_capabilities(const vmsnap_disk *disk)
 static const vmsnap_plugin q2_plugin = {
     .name = "qcow2",
     .version = "0.1",
-    .description = "internal snapshots inside qcow2 images, offline with qemu-img or "
-                   "live through QEMU (external overlays: not yet)",
+    .description = "qcow2 snapshots: internal (offline with qemu-img, live through QEMU) "
+                   "and external overlays (offline)",
     .available = q2_available,
     .probe = q2_probe,
     .capabilities = q2_capabilities,

@@ -66,7 +66,39 @@ typedef struct q2_info {
   char *backing_fmt; /* its format from the header extension, or NULL */
 } q2_info;
 
+/* One image of a disk's backing chain (chain.c). */
+typedef struct q2_node {
+  char *path;        /* absolute */
+  char *backing;     /* absolute, or NULL for none */
+  char *uuid;        /* the snapshot whose layer this is, or NULL */
+  int record;        /* index in q2_chain.rec, or -1 */
+  int active;        /* the disk's active image */
+  int ours;          /* in the disk's layer directory: vmsnap made it */
+  int gone;          /* dropped or merged away during this op */
+  size_t nsnaps;     /* internal snapshots it holds */
+  uint64_t virtual_size, cluster_size;
+  uint64_t allocated; /* bytes on disk: what a merge of it costs */
+} q2_node;
+
+/* What another vmsnap snapshot of the disk recorded (host->siblings). */
+typedef struct q2_record {
+  char *uuid, *name;
+  char *layer, *layer_backing; /* external snapshots */
+  char *image;                 /* internal snapshots */
+  int self;                    /* the job's own snapshot */
+} q2_record;
+
+typedef struct q2_chain {
+  char disk[PATH_MAX]; /* the active image */
+  char dir[PATH_MAX];  /* the layer directory */
+  q2_node *v;          /* v[0] is the disk */
+  size_t n;
+  q2_record *rec;
+  size_t nrec;
+} q2_chain;
+
 /* qemu_img.c */
+int q2_job_rebind(q2_job *sub, const q2_job *j, const char *image);
 int q2_job_init(q2_job *j, vmsnap_job *job, const vmsnap_job_info *info, int missing_ok);
 void q2_job_dispose(q2_job *j);
 int q2_run(q2_job *j, const char *const argv[], int capture, vmsnap_spawn_result *r);
@@ -87,8 +119,36 @@ int q2_first_with_tag(const q2_info *inf, const char *tag, size_t idx);
 int q2_decode_tag(const char *tag, char *buf, size_t len);
 void q2_human_size(uint64_t bytes, char *buf, size_t len);
 
+/* chain.c */
+int q2_layer_dir(const char *disk, char *buf, size_t len);
+int q2_chain_read(q2_job *j, const char *disk, q2_chain *c, const char *what);
+void q2_chain_free(q2_chain *c);
+q2_node *q2_chain_find(q2_chain *c, const char *path);
+size_t q2_chain_children(q2_chain *c, const char *path, q2_node **first);
+int q2_chain_backing_ok(q2_chain *c, const char *recorded, const char *actual);
+int q2_chain_verify(q2_job *j, q2_chain *c, const char *layer, const char *layer_backing,
+                    const char *what);
+int q2_chain_premerge(q2_job *j, q2_chain *c, q2_node *layer, const char *what);
+int q2_chain_stream(q2_job *j, q2_node *layer, q2_node *child, const char *what);
+int q2_chain_settle(q2_job *j, q2_chain *c, q2_node *layer, const char *what);
+int q2_chain_update_records(q2_job *j, q2_chain *c, const char *moved_from, const char *moved_to);
+int q2_tool(q2_job *j, const char *const argv[], const char *what, const char *hint);
+int q2_fsync_dir(const char *path);
+
+/* external.c */
+int q2_is_external(vmsnap_job *job, const vmsnap_job_info *info);
+int q2_ext_prepare(q2_job *j, const vmsnap_job_info *info);
+int q2_ext_prepare_delete(q2_job *j);
+int q2_ext_create(q2_job *j);
+int q2_ext_remove(q2_job *j);
+int q2_ext_revert(q2_job *j);
+int q2_ext_revert_finish(q2_job *j);
+int q2_ext_revert_abort(q2_job *j);
+void q2_ext_list(q2_job *j);
+
 /* ops.c */
 int q2_space_check(q2_job *j, const q2_info *inf, uint64_t end_offset);
+int q2_validate(q2_job *j, const char *what, q2_info *inf, uint64_t *end_offset);
 int q2_prepare(vmsnap_job *job, const vmsnap_job_info *info);
 int q2_create(vmsnap_job *job, const vmsnap_job_info *info);
 int q2_remove(vmsnap_job *job, const vmsnap_job_info *info);

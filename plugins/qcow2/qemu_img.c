@@ -63,6 +63,27 @@ int q2_job_init(q2_job *j, vmsnap_job *job, const vmsnap_job_info *info, int mis
   return 0;
 }
 
+/* A job like j on another image of the same disk (a layer of its chain). */
+int q2_job_rebind(q2_job *sub, const q2_job *j, const char *image)
+{
+  struct stat sb;
+
+  *sub = *j;
+  sub->spec = NULL;
+  snprintf(sub->image, sizeof(sub->image), "%s", image);
+  if (stat(image, &sb) < 0) {
+    int err = errno;
+    return j->host->error(j->job, err == ENOENT ? VMSNAP_E_NOT_FOUND : VMSNAP_E_BACKEND,
+                          "cannot access the qcow2 image %s: %s", image, strerror(err));
+  }
+  sub->is_block = S_ISBLK(sb.st_mode);
+  sub->spec = make_spec(sub->image, sub->is_block);
+  return sub->spec ? 0 : j->host->error(j->job, VMSNAP_E_INVALID,
+                                        "cannot name %s to qemu-img: its path is not valid "
+                                        "UTF-8",
+                                        image);
+}
+
 void q2_job_dispose(q2_job *j)
 {
   free(j->spec);
