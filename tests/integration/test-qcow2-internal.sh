@@ -293,16 +293,17 @@ make_sparse "$T/raw.img" 16 10
 bad_image raw "$T/raw.img" 2 "not a qcow2 image.*format=raw" "a raw file declared qcow2"
 note "images that are not intact qcow2"
 
-# ---- modes the backend does not do yet ----------------------------------------
+# ---- options an internal snapshot has no use for ------------------------------
 sum=$(sha "$BUSY")
-sc create ext --name e1 --disk "vda=$BUSY,format=qcow2,mode=external"
-[ "$RC" != 0 ] || { show_output; fail "mode=external was accepted"; }
+sc create ext --name e1 --disk "vda=$BUSY,format=qcow2,mode=sideways"
+[ "$RC" = 2 ] || { show_output; fail "mode=sideways exited $RC, not 2"; }
+err_has "mode must be internal or external" "an unknown mode is named"
 sc create ext --name e1 --disk "vda=$BUSY,format=qcow2,file=$T/elsewhere"
 [ "$RC" != 0 ] || { show_output; fail "file= on an internal qcow2 snapshot was accepted"; }
 err_has "file=" "the refusal of file= names it"
 assert_eq "$(sha "$BUSY")" "$sum" "refused modes changed the image"
 no_metadata ext "refused modes"
-note "external mode and file= refused"
+note "an unknown mode and file= refused"
 
 # ---- no format=: raw to dd, with the hint -------------------------------------
 HINT=$T/hint.qcow2
