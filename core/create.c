@@ -29,6 +29,24 @@ typedef struct create_state {
   int *made;
 } create_state;
 
+/* --mode: every disk that names no mode of its own takes it. */
+static int apply_mode(create_state *c)
+{
+  const char *mode = jstr(c->op->create_args, "mode");
+  if (!mode) return 0;
+  if (strcmp(mode, "internal") && strcmp(mode, "external"))
+    return err_set(c->err, VMSNAP_E_INVALID, "mode %s: use internal or external", mode);
+  json_t *given = json_object_get(c->op->create_args, "disks");
+  size_t i;
+  json_t *d;
+  json_array_foreach(c->disks, i, d) {
+    /* A disk named with --disk keeps the mode it was given. */
+    if (!(d == json_array_get(given, i) && jstr(d, "mode")))
+      json_object_set_new(d, "mode", json_string(mode));
+  }
+  return 0;
+}
+
 static int resolve_disks(create_state *c)
 {
   json_t *args = c->op->create_args;
@@ -178,6 +196,30 @@ static int make_disks(create_state *c)
   return rc;
 }
 
+/* A live external snapshot made QEMU write to a new image: remember each
+ * disk where the hypervisor serves it now (best effort: the next op asks
+ * the hypervisor again anyway). */
+static void follow_served(create_state *c, json_t *remembered)
+{
+  json_t *served = NULL;
+  vs_err err = {0};
+  if (!c->dom->drv->qmp || c->dom->drv->disks(c->dom, &served, &err) || !served) return;
+  size_t i, k;
+  json_t *d, *s;
+  json_array_foreach(remembered, i, d) {
+    json_array_foreach(served, k, s) {
+      const char *t = jstr(s, "target"), *src = jstr(s, "source");
+      if (!t || !src || strcmp(t, jstr(d, "target"))) continue;
+      if (strcmp(src, jstr(d, "source")))
+        op_warn(c->op, "disk %s is now %s (the new active image); point the domain's own "
+                "configuration there before its next start", t, src);
+      json_object_set(d, "source", json_object_get(s, "source"));
+      json_object_set(d, "node_name", json_object_get(s, "node_name"));
+    }
+  }
+  json_decref(served);
+}
+
 static int record(create_state *c)
 {
   int rc = apply_other_updates(c->sd, c->snaps, c->jobs, c->njobs, c->journal, c->err);
@@ -188,6 +230,7 @@ static int record(create_state *c)
     size_t i;
     json_t *d;
     json_array_foreach(c->disks, i, d) json_array_append_new(remembered, json_deep_copy(d));
+    follow_served(c, remembered);
     json_object_set_new(c->sd->doc, "disks", remembered);
     json_object_set(c->sd->doc, "current", json_object_get(c->doc, "uuid"));
     /* How to find this domain again once its hypervisor is gone. */
@@ -216,6 +259,8 @@ static int create_body(vmsnap_op *op)
   if (!rc) rc = check_request(&c);
   if (!rc) rc = pick_name(&c);
   if (!rc) rc = resolve_disks(&c);
+  if (!rc) rc = apply_mode(&c);
+  if (!rc) op->dom_disks = json_incref(c.disks);
   if (!rc && strcmp(c.state, "shutoff") == 0) rc = disks_check_not_in_use(c.disks, c.err);
   if (!rc) {
     build_doc(&c);
@@ -258,8 +303,8 @@ int vmsnap_create(vmsnap_ctx *ctx, const vmsnap_create_params *params, const vms
                           "file", s->file);
     json_array_append_new(disks, d ? d : json_object());
   }
-  op->create_args = json_pack("{s:o, s:s}", "disks", disks, "description",
-                              p.description ? p.description : "");
+  op->create_args = json_pack("{s:o, s:s, s:s?}", "disks", disks, "description",
+                              p.description ? p.description : "", "mode", p.mode);
   if (!op->create_args) op->create_args = json_pack("{s:[], s:s}", "disks", "description", "");
   return op_start(ctx, OP_CREATE, how, opp, op);
 }

@@ -121,6 +121,7 @@ int open_for_write(vmsnap_op *op, domain_ref **domp, store_domain **sdp, json_t 
   if (rc) return rc;
   op->dom = *domp; /* for host services of live disks; cleared by the body */
   rc = store_open(op->ctx, (*domp)->key, STORE_WRITE, sdp, err);
+  if (!rc) op->dom_disks = json_incref(json_object_get((*sdp)->doc, "disks"));
   if (!rc) rc = store_check_no_journal(*sdp, err);
   if (!rc) rc = store_load_snapshots(*sdp, snapsp, err);
   return rc;

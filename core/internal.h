@@ -124,6 +124,7 @@ struct vmsnap_op {
   json_t *create_args; /* disks and text of a create */
   op_body_fn *body;
   struct domain_ref *dom; /* set by the body once resolved (live disks) */
+  json_t *dom_disks;      /* the domain's disks now (disk->active); body-owned */
 };
 
 /* Starts body on a worker thread; sync when how is NULL or has no done. */

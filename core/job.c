@@ -38,6 +38,14 @@ vmsnap_job *job_new(vmsnap_op *op, size_t index, const plugin *pl, json_t *disk_
     .live = json_is_true(json_object_get(disk_doc, "live")) && op->dom && op->dom->drv->qmp,
     .node_name = jstr(disk_doc, "node_name"),
   };
+  /* The domain's disk with this target now, kept alive by the job. */
+  size_t i;
+  json_t *d;
+  json_array_foreach(op->dom_disks, i, d)
+    if (jstr(d, "target") && job->disk.target && !strcmp(jstr(d, "target"), job->disk.target)) {
+      job->active_doc = json_incref(d);
+      job->disk.active = jstr(d, "source");
+    }
   job->info = (vmsnap_job_info){
     .struct_size = sizeof job->info,
     .host = &vs_host,
@@ -58,6 +66,7 @@ void job_free(vmsnap_job *job)
   json_decref(job->data);
   json_decref(job->others);
   json_decref(job->siblings);
+  json_decref(job->active_doc);
   json_decref(job->qmp_actions);
   json_decref(job->entries);
   free(job->object_name);

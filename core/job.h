@@ -14,6 +14,7 @@ struct vmsnap_job {
   json_t *data;          /* backend data: key -> string */
   json_t *others;        /* [{uuid, key, value}] from set_other */
   json_t *siblings;      /* the domain's snapshot documents, for host->siblings */
+  json_t *active_doc;    /* the domain's disk doc for this target (disk.active) */
   json_t *qmp_actions;   /* [{type, data}] from qmp_action */
   json_t *entries;       /* LIST results */
   char *object_name;

@@ -32,6 +32,7 @@ static void op_free(vmsnap_op *op)
   free(op->domain);
   free(op->name);
   json_decref(op->create_args);
+  json_decref(op->dom_disks);
   pthread_mutex_destroy(&op->lock);
   pthread_cond_destroy(&op->cond);
   free(op);

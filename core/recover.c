@@ -127,6 +127,8 @@ static int recover_domain(vmsnap_op *op, const char *name, vs_err *err)
   if (driver && strcmp(driver, "qmp") == 0 && address &&
       domain_qmp_resolve(op->ctx, address, &dom, &ignore) == 0 && dom->drv->qmp)
     op->dom = dom;
+  json_decref(op->dom_disks); /* one op may recover several domains */
+  op->dom_disks = json_incref(json_object_get(sd->doc, "disks"));
   rc = reapply_updates(sd, j, err);
   if (!rc) rc = recover_op(op, sd, j, err);
   op->dom = NULL;

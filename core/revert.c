@@ -53,9 +53,12 @@ static int check_disk_set(revert_state *c)
     int found = 0;
     size_t k;
     json_t *n;
+    /* An external snapshot's disk moves on (a live one makes a new active
+     * image): the same target is the same disk. */
+    int external = jstr(d, "mode") && !strcmp(jstr(d, "mode"), "external");
     json_array_foreach(now, k, n)
       if (!strcmp(jstr(n, "target"), jstr(d, "target")) &&
-          !strcmp(jstr(n, "source"), jstr(d, "source")))
+          (external || !strcmp(jstr(n, "source"), jstr(d, "source"))))
         found = 1;
     same = same && found;
   }
@@ -64,7 +67,8 @@ static int check_disk_set(revert_state *c)
                    "%s has now; add --force to revert the snapshot's disks anyway",
                    jstr(c->doc, "name"), c->dom->key);
   if (c->op->flags & VMSNAP_REVERT_FORCE) return 0;
-  return disks_check_not_in_use(then, c->err);
+  /* What is in use matters where the disks are now. */
+  return disks_check_not_in_use(same ? now : then, c->err);
 }
 
 static int stage(revert_state *c)

@@ -42,6 +42,10 @@ typedef struct vmsnap_disk {
   int is_block_device;
   int live;              /* served by a running QEMU: use host->qmp_action */
   const char *node_name; /* the QEMU block node when live, else NULL */
+  /* Where the domain's disk with this target is now, or NULL if unknown.
+   * For a snapshot's job it may differ from source (the disk as it was
+   * then): a live external snapshot moves the active image. */
+  const char *active;
 } vmsnap_disk;
 
 typedef enum vmsnap_job_kind {

@@ -215,6 +215,10 @@ typedef struct vmsnap_create_params {
   const vmsnap_disk_spec *disks; /* NULL/0: the disks remembered for domain */
   size_t ndisks;
   unsigned flags;          /* VMSNAP_CREATE_* */
+  /* "internal" or "external" for every disk that names no mode of its own
+   * (the disks of a domain a hypervisor serves, or the remembered ones);
+   * NULL: as remembered, else the backend's default. */
+  const char *mode;
 } vmsnap_create_params;
 
 int vmsnap_create(vmsnap_ctx *ctx, const vmsnap_create_params *params,

@@ -132,7 +132,7 @@ static int read_node(q2_job *j, q2_node *v, const char *what)
   q2_job sub;
   q2_info inf;
   int rc = q2_job_rebind(&sub, j, v->path);
-  if (rc == 0) rc = q2_info_read(&sub, 0, what, "nothing was changed", &inf);
+  if (rc == 0) rc = q2_info_read(&sub, j->force_share, what, "nothing was changed", &inf);
   if (rc == 0) {
     v->backing = absolute_backing(v->path, inf.backing);
     v->nsnaps = inf.n;
@@ -198,6 +198,12 @@ int q2_chain_read(q2_job *j, const char *disk, q2_chain *c, const char *what)
     }
     closedir(d);
   }
+  /* Layers outside the directory: the image a live snapshot froze where
+   * it was. */
+  for (size_t k = 0; k < c->nrec; k++)
+    if (c->rec[k].layer && !q2_chain_find(c, c->rec[k].layer) && access(c->rec[k].layer, F_OK) == 0 &&
+        !add_node(c, c->rec[k].layer))
+      goto nomem;
   for (size_t i = 0; i < c->n; i++) {
     if ((rc = read_node(j, &c->v[i], what)) < 0) goto fail;
     c->v[i].ours = in_dir(c->v[i].path, c->dir);
@@ -456,6 +462,12 @@ int q2_chain_settle(q2_job *j, q2_chain *c, q2_node *layer, const char *what)
   for (size_t hops = 0; layer && hops < c->n; hops++) {
     q2_node *child = NULL;
     size_t n = q2_chain_children(c, layer->path, &child);
+    if (layer->held || (n == 1 && child->held)) {
+      /* qemu-img never writes an image QEMU has open, nor renames over it. */
+      j->host->log(j->job, VMSNAP_LOG_INFO, "%s stays in the chain: QEMU has it or its child open",
+                   layer->path);
+      return 0;
+    }
     char *parent = layer->backing ? strdup(layer->backing) : NULL;
     int rc = 0;
     if (n == 0) {

@@ -179,6 +179,11 @@ int q2_live_done(vmsnap_job *job, const vmsnap_job_info *info, int rc, const cha
   q2_job j;
 
   (void)return_json; /* blockdev-snapshot-internal-sync returns {} */
+  if (q2_is_external(job, info)) {
+    if (q2_job_init(&j, job, info, 0) == 0) q2_live_ext_done(&j, rc);
+    q2_job_dispose(&j);
+    return 0;
+  }
   if (rc != 0 || !tag) return 0;
   if ((rc = q2_job_init(&j, job, info, 0)) < 0) goto out;
   snprintf(what, sizeof(what), "QEMU took snapshot %s of %s, but", tag, j.image);

@@ -27,12 +27,6 @@ static int describe(const q2_job *j, char *buf, size_t len, const char *verb, co
 
 static int refuse_unsupported(const q2_job *j, const vmsnap_disk *d)
 {
-  if (d->live && d->mode && strcmp(d->mode, "external") == 0)
-    return j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
-                          "mode=external on %s, which a running QEMU serves (node %s): external "
-                          "live snapshots come later; use mode=internal (a snapshot inside the "
-                          "image, taken by QEMU)",
-                          d->source, d->node_name ? d->node_name : "?");
   if (d->mode && strcmp(d->mode, "internal") != 0 && strcmp(d->mode, "external") != 0)
     return j->host->error(j->job, VMSNAP_E_INVALID,
                           "mode=%s is not a qcow2 snapshot mode; use mode=internal (inside the "
@@ -222,8 +216,8 @@ int q2_prepare(vmsnap_job *job, const vmsnap_job_info *info)
   if ((live = q2_live_now(job, info)) < 0) return live;
   if (info->kind == VMSNAP_JOB_DELETE) {
     rc = q2_job_init(&j, job, info, 1); /* a missing image: nothing to refuse */
-    if (rc == 0 && !live && q2_is_external(job, info))
-      rc = q2_ext_prepare_delete(&j);
+    if (rc == 0 && q2_is_external(job, info))
+      rc = live ? q2_live_ext_prepare_delete(&j) : q2_ext_prepare_delete(&j);
     else if (rc == 0 && !live)
       rc = prepare_delete(&j);
     if (rc == 0 && live && j.host->get(job, "tag")) {
@@ -244,7 +238,9 @@ int q2_prepare(vmsnap_job *job, const vmsnap_job_info *info)
   }
   if ((rc = q2_job_init(&j, job, info, 0)) < 0) goto out;
   if (info->kind == VMSNAP_JOB_CREATE && (rc = refuse_unsupported(&j, info->disk)) < 0) goto out;
-  if (live)
+  if (live && q2_is_external(job, info))
+    rc = q2_live_ext_prepare(&j, info);
+  else if (live)
     rc = q2_live_prepare_create(&j, info);
   else if (q2_is_external(job, info))
     rc = info->kind == VMSNAP_JOB_CREATE ? q2_ext_prepare(&j, info) : 0; /* revert: phase one */
@@ -318,8 +314,10 @@ int q2_create(vmsnap_job *job, const vmsnap_job_info *info)
   q2_job j;
   int rc;
 
-  if (q2_is_external(job, info) && !info->disk->live) {
-    if ((rc = q2_job_init(&j, job, info, 0)) == 0) rc = q2_ext_create(&j);
+  if (q2_is_external(job, info)) {
+    if ((rc = q2_job_init(&j, job, info, 0)) == 0)
+      rc = info->disk->live && info->host->get(job, "overlay") ? q2_live_ext_create(&j)
+                                                               : q2_ext_create(&j);
     q2_job_dispose(&j);
     return rc;
   }
@@ -433,7 +431,9 @@ int q2_remove(vmsnap_job *job, const vmsnap_job_info *info)
   int rc;
 
   if (q2_is_external(job, info)) {
-    if ((rc = q2_job_init(&j, job, info, 0)) == 0) rc = q2_ext_remove(&j);
+    if ((live = q2_live_now(job, info)) < 0) return live;
+    if ((rc = q2_job_init(&j, job, info, 0)) == 0)
+      rc = live ? q2_live_ext_remove(&j) : q2_ext_remove(&j);
     q2_job_dispose(&j);
     return rc;
   }

@@ -64,7 +64,7 @@ static uint64_t q2_capabilities(const vmsnap_disk *disk)
   /* At best (disk == NULL): live, no pause. */
   if (!disk) return base | ext | VMSNAP_CAP_LIVE_QMP;
   if (disk->mode && strcmp(disk->mode, "external") == 0)
-    return disk->live ? ext : ext | VMSNAP_CAP_NEEDS_PAUSE;
+    return disk->live ? ext | VMSNAP_CAP_LIVE_QMP : ext | VMSNAP_CAP_NEEDS_PAUSE;
   /* A live disk: QEMU takes the snapshot in one atomic transaction with
    * the other disks (blockdev-snapshot-internal-sync), no pause needed. */
   if (disk->live) {

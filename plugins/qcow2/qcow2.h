@@ -46,6 +46,7 @@ typedef struct q2_job {
   char image[PATH_MAX]; /* the image, absolute, symlinks resolved */
   int is_block;
   char *spec; /* json:{...} naming the image for qemu-img */
+  int force_share; /* chain reads: a running QEMU holds the images (-U) */
 } q2_job;
 
 /* One entry of the image's snapshot table. */
@@ -75,6 +76,7 @@ typedef struct q2_node {
   int active;        /* the disk's active image */
   int ours;          /* in the disk's layer directory: vmsnap made it */
   int gone;          /* dropped or merged away during this op */
+  int held;          /* a running QEMU has it open: never touched here */
   size_t nsnaps;     /* internal snapshots it holds */
   uint64_t virtual_size, cluster_size;
   uint64_t allocated; /* bytes on disk: what a merge of it costs */
@@ -134,6 +136,13 @@ int q2_chain_settle(q2_job *j, q2_chain *c, q2_node *layer, const char *what);
 int q2_chain_update_records(q2_job *j, q2_chain *c, const char *moved_from, const char *moved_to);
 int q2_tool(q2_job *j, const char *const argv[], const char *what, const char *hint);
 int q2_fsync_dir(const char *path);
+
+/* live_ext.c */
+int q2_live_ext_prepare(q2_job *j, const vmsnap_job_info *info);
+int q2_live_ext_create(q2_job *j);
+void q2_live_ext_done(q2_job *j, int rc);
+int q2_live_ext_prepare_delete(q2_job *j);
+int q2_live_ext_remove(q2_job *j);
 
 /* external.c */
 int q2_is_external(vmsnap_job *job, const vmsnap_job_info *info);

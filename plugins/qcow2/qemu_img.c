@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +27,10 @@ static char *make_spec(const char *image, int is_block)
   return spec;
 }
 
-/* Resolves the image: the one recorded in the backend data ("image"),
- * else the disk's source. Returns 0, 1 when it does not exist and
+/* Resolves the image: the one recorded in the backend data ("image": an
+ * internal snapshot's), else where the disk is now (an external snapshot's
+ * disk moves on when a live one makes a new active image), else the
+ * disk's source. Returns 0, 1 when it does not exist and
  * missing_ok (no message), or an error. */
 int q2_job_init(q2_job *j, vmsnap_job *job, const vmsnap_job_info *info, int missing_ok)
 {
@@ -39,7 +42,9 @@ int q2_job_init(q2_job *j, vmsnap_job *job, const vmsnap_job_info *info, int mis
   j->job = job;
   j->host = h;
   j->info = info;
-  if (!want) want = info->disk->source;
+  const vmsnap_disk *d = info->disk;
+  if (!want && d->struct_size >= offsetof(vmsnap_disk, active) + sizeof(d->active)) want = d->active;
+  if (!want) want = d->source;
   if (!realpath(want, j->image) || stat(j->image, &sb) < 0) {
     int err = errno;
     if (err == ENOENT && missing_ok) return 1;

@@ -109,6 +109,10 @@ guest_write() {
     fail "qemu-io write on $1 failed"
   # qemu-io prints its report on QEMU's stdout; the monitor gets errors only.
   [ "$out" = '""' ] || fail "qemu-io write on $1: $out"
+  # Out of QEMU's metadata cache into the file, for readers with -U.
+  out=$(qmp human-monitor-command \
+    "{\"command-line\": \"qemu-io -d /machine/peripheral/$1/virtio-backend flush\"}") ||
+    fail "qemu-io flush on $1 failed"
 }
 
 # tags IMG: "ID TAG" per snapshot, in table order (read without the lock).
@@ -320,5 +324,79 @@ for img in "$A" "$B"; do
 done
 assert_eq "$(tag_list "$A") | $(tag_list "$B")" " | vmsnap-taken" "snapshots left in the end"
 note "with QEMU shut down: revert and delete offline"
+
+# ---- external snapshots while QEMU runs -----------------------------------------
+# New images for both disks; QEMU's view of its chains: "FILE<BACKING" per
+# qcow2 node, sorted.
+qchain() {
+  qmp query-named-block-nodes '{"flat": true}' | python3 -c '
+import json, sys
+print(" ".join(sorted("%s<%s" % (n["file"].split("/")[-1], (n.get("backing_file") or "-").split("/")[-1])
+                      for n in json.load(sys.stdin) if n["drv"] == "qcow2")))'
+}
+active_of() { # active_of DEV: the image QEMU writes for it
+  qmp query-block | python3 -c '
+import json, sys
+for d in json.load(sys.stdin):
+    if d.get("qdev", "").startswith("/machine/peripheral/%s/" % sys.argv[1]):
+        print(d["inserted"]["file"])' "$1"
+}
+A=$T/ea.qcow2
+B=$T/eb.qcow2
+for img in "$A" "$B"; do
+  qemu-img create -q -f qcow2 "$img" 64M
+  qemu-io -f qcow2 -c 'write -P 0x11 0 1M' "$img" >/dev/null 2>&1 || fail "qemu-io on $img"
+done
+start_qemu ea eb
+LA=$(dirname "$A")/.vmsnap/$(basename "$A")
+LB=$(dirname "$B")/.vmsnap/$(basename "$B")
+ok "live external e1" create "$DOM" --name e1 --disk-only --mode external
+running "after the live external snapshot"
+assert_eq "$(active_of vda) $(active_of vdb)" "$LA/vmsnap-e1.qcow2 $LB/vmsnap-e1.qcow2" \
+  "QEMU writes to the new overlays"
+err_has "disk vda is now $LA/vmsnap-e1.qcow2" "the new active path is reported"
+assert_eq "$(qchain)" "ea.qcow2<- eb.qcow2<- vmsnap-e1.qcow2<ea.qcow2 vmsnap-e1.qcow2<eb.qcow2" \
+  "QEMU's chains after e1"
+sc --json info "$DOM" e1
+python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+d = d[0] if isinstance(d, list) else d
+for disk in d["disks"]:
+    data = disk["data"]
+    assert data["mode"] == "external" and data["layer"] == disk["source"], data
+    assert data["overlay"].endswith("/vmsnap-e1.qcow2"), data
+' "$OUT" || { show_output; fail "e1: recorded backend data"; }
+guest_write vda 0x22
+guest_write vdb 0x22
+ok "live external e2" create "$DOM" --name e2 --disk-only --mode external
+guest_write vda 0x33
+guest_write vdb 0x33
+ok "delete e1 while running (the original images: streamed, left in place)" delete "$DOM" e1
+assert_eq "$(qchain)" "ea.qcow2<- eb.qcow2<- vmsnap-e1.qcow2<- vmsnap-e1.qcow2<- vmsnap-e2.qcow2<vmsnap-e1.qcow2 vmsnap-e2.qcow2<vmsnap-e1.qcow2" \
+  "QEMU's chains after delete e1"
+[ -f "$A" ] && [ -f "$B" ] || fail "delete e1 removed an image vmsnap did not make"
+ok "delete e2 while running (a layer vmsnap made: streamed, removed)" delete "$DOM" e2
+[ ! -e "$LA/vmsnap-e1.qcow2" ] && [ ! -e "$LB/vmsnap-e1.qcow2" ] || fail "delete e2 left its layers"
+assert_eq "$(qchain)" "ea.qcow2<- eb.qcow2<- vmsnap-e2.qcow2<- vmsnap-e2.qcow2<-" \
+  "QEMU's chains after delete e2"
+running "after the live deletes"
+ok "live external e3" create "$DOM" --name e3 --disk-only --mode external
+guest_write vda 0x44
+stop_qemu
+for img in "$LA/vmsnap-e2.qcow2" "$LB/vmsnap-e2.qcow2"; do
+  qcheck "$img" "the layer of e3 after QEMU quit"
+  assert_eq "$(first_mib "$img")" 0x33 "the layer of e3 ($img)"
+done
+assert_eq "$(first_mib "$LA/vmsnap-e3.qcow2")" 0x44 "vda's active image after QEMU quit"
+ok "revert e3 offline" revert "$KEY" e3
+assert_eq "$(first_mib "$LA/vmsnap-e3.qcow2")" 0x33 "vda after the offline revert to e3"
+ok "delete e3 offline" delete "$KEY" e3
+for img in "$LA/vmsnap-e3.qcow2" "$LB/vmsnap-e3.qcow2"; do
+  qcheck "$img" "after delete e3"
+  assert_eq "$(first_mib "$img")" 0x33 "$img after delete e3"
+  assert_eq "$(qemu-img info -f qcow2 --output=json "$img" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("backing-filename", "-"))')" - "$img stands alone"
+done
+note "live external: ONE transaction, new active paths reported, delete by block-stream, offline after QEMU quits"
 
 it_done

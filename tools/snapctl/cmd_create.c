@@ -8,7 +8,7 @@
 #include "snapctl.h"
 
 enum { OPT_NAME = OPT_COMMAND, OPT_DESCRIPTION, OPT_DISK, OPT_DISK_ONLY,
-       OPT_LIVE, OPT_NO_METADATA };
+       OPT_LIVE, OPT_NO_METADATA, OPT_MODE };
 
 struct create_args {
   vmsnap_create_params params;
@@ -126,6 +126,11 @@ static int parse_option(struct create_args *c, int opt, const char *arg)
   case OPT_DISK_ONLY: c->params.flags |= VMSNAP_CREATE_DISK_ONLY; return 0;
   case OPT_LIVE: c->params.flags |= VMSNAP_CREATE_LIVE; return 0;
   case OPT_NO_METADATA: c->params.flags |= VMSNAP_CREATE_NO_METADATA; return 0;
+  case OPT_MODE:
+    if (strcmp(arg, "internal") && strcmp(arg, "external"))
+      return usage_error(&cmd_create, "--mode takes internal or external");
+    c->params.mode = arg;
+    return 0;
   default: return usage_error(&cmd_create, "unhandled option");
   }
 }
@@ -139,6 +144,7 @@ static int run_create(struct snapctl *app, int argc, char **argv)
     {"disk-only", no_argument, NULL, OPT_DISK_ONLY},
     {"live", no_argument, NULL, OPT_LIVE},
     {"no-metadata", no_argument, NULL, OPT_NO_METADATA},
+    {"mode", required_argument, NULL, OPT_MODE},
     SNAPCTL_GLOBAL_OPTIONS,
     {0},
   };
@@ -167,7 +173,7 @@ const struct command cmd_create = {
   .name = "create",
   .run = run_create,
   .synopsis = "DOMAIN [--name N] [--description T] [--disk SPEC]... "
-              "[--disk-only] [--live] [--no-metadata]",
+              "[--mode internal|external] [--disk-only] [--live] [--no-metadata]",
   .summary = "take a snapshot of a domain",
   .options =
     "  --name N           the snapshot's name (default: the epoch seconds)\n"
@@ -177,6 +183,8 @@ const struct command cmd_create = {
     "                     [,mode=internal|external][,file=F]. An offline\n"
     "                     domain remembers its disks after the first create.\n"
     "                     A file without format= is raw: vmsnap never probes.\n"
+    "  --mode M           internal or external, for every disk that names no\n"
+    "                     mode= of its own (e.g. the disks of a qmp: domain)\n"
     "  --disk-only        no memory image, even of a running domain\n"
     "  --live             keep the guest running while its memory is saved\n"
     "  --no-metadata      make the storage objects only; record nothing\n",
