@@ -27,6 +27,7 @@ typedef struct create_state {
   vmsnap_job **jobs;
   size_t njobs;
   int *made;
+  inuse_check *inuse; /* running while prepare and the journal write */
 } create_state;
 
 /* --mode: every disk that names no mode of its own takes it. */
@@ -177,7 +178,11 @@ static int make_disks(create_state *c)
   if (rc) return rc;
   c->made = calloc(c->njobs ? c->njobs : 1, sizeof *c->made);
   op_set_phase(c->op, "prepare", c->njobs);
-  if ((rc = jobs_run(c->jobs, c->njobs, STEP_PREPARE, NULL, c->err))) return rc;
+  if ((rc = jobs_run(c->jobs, c->njobs, STEP_PREPARE, NULL, c->err))) {
+    rc = disks_inuse_explain(c->inuse, rc, c->err);
+    c->inuse = NULL;
+    return rc;
+  }
   if (op_cancelled(c->op)) return err_set(c->err, VMSNAP_E_CANCELLED, "cancelled");
 
   c->journal = journal_new("create", c->doc);
@@ -185,6 +190,15 @@ static int make_disks(create_state *c)
   json_object_set(c->journal, "prev_current", json_object_get(c->sd->doc, "current"));
   json_object_set(c->journal, "prev_disks", json_object_get(c->sd->doc, "disks"));
   if ((rc = store_journal_write(c->sd, c->journal, c->err))) return rc;
+  /* The journal only records intent: the in-use scan ran meanwhile, and
+   * its verdict comes before any storage is touched. */
+  rc = disks_inuse_finish(c->inuse, c->err);
+  c->inuse = NULL;
+  if (rc) {
+    vs_err ignore = {0};
+    store_journal_clear(c->sd, &ignore);
+    return rc;
+  }
   crashpoint("create:journaled");
 
   op_set_phase(c->op, "create", c->njobs);
@@ -261,7 +275,7 @@ static int create_body(vmsnap_op *op)
   if (!rc) rc = resolve_disks(&c);
   if (!rc) rc = apply_mode(&c);
   if (!rc) op->dom_disks = json_incref(c.disks);
-  if (!rc && strcmp(c.state, "shutoff") == 0) rc = disks_check_not_in_use(c.disks, c.err);
+  if (!rc && strcmp(c.state, "shutoff") == 0) rc = disks_inuse_start(c.disks, &c.inuse, c.err);
   if (!rc) {
     build_doc(&c);
     rc = make_disks(&c);
@@ -270,6 +284,7 @@ static int create_body(vmsnap_op *op)
   if (!rc) {
     op_add_result(op, snapshot_result(c.doc, c.snaps));
   }
+  disks_inuse_finish(c.inuse, &(vs_err){0}); /* stopped early: wait for the scan */
   jobs_free(c.jobs, c.njobs);
   free(c.made);
   json_decref(c.doc);

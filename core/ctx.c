@@ -53,6 +53,7 @@ int vmsnap_ctx_new(vmsnap_ctx **ctxp, const vmsnap_config *config, char **errmsg
   ctx->flags = cfg.flags;
   ctx->evfd = -1;
   pthread_mutex_init(&ctx->lock, NULL);
+  pthread_mutex_init(&ctx->plugins_lock, NULL);
   pthread_cond_init(&ctx->idle, NULL);
   ctx->state_dir = cfg.state_dir ? xstrdup(cfg.state_dir) : default_state_dir();
 
@@ -72,8 +73,8 @@ int vmsnap_ctx_new(vmsnap_ctx **ctxp, const vmsnap_config *config, char **errmsg
   if (!path) path = getenv("VMSNAP_PLUGIN_PATH");
   if (!path || !*path) path = VMSNAP_DEFAULT_PLUGIN_DIR;
   loader_load_path(ctx, path);
-  if (ctx->nplugins == 0)
-    ctx_log(ctx, VMSNAP_LOG_WARN, "no backend plugins loaded from %s: no disk can be "
+  if (ctx->nfiles == 0)
+    ctx_log(ctx, VMSNAP_LOG_WARN, "no backend plugins found in %s: no disk can be "
             "snapshotted (set VMSNAP_PLUGIN_PATH or --plugin-dir)", path);
   *ctxp = ctx;
   return 0;
@@ -89,6 +90,7 @@ void vmsnap_ctx_free(vmsnap_ctx *ctx)
   loader_unload_all(ctx);
   if (ctx->evfd >= 0) close(ctx->evfd);
   pthread_mutex_destroy(&ctx->lock);
+  pthread_mutex_destroy(&ctx->plugins_lock);
   pthread_cond_destroy(&ctx->idle);
   free(ctx->state_dir);
   free(ctx);
@@ -97,11 +99,19 @@ void vmsnap_ctx_free(vmsnap_ctx *ctx)
 const char *vmsnap_ctx_state_dir(const vmsnap_ctx *ctx) { return ctx->state_dir; }
 int vmsnap_ctx_get_fd(vmsnap_ctx *ctx) { return ctx->evfd; }
 
-size_t vmsnap_backend_count(const vmsnap_ctx *ctx) { return ctx->nplugins; }
+/* Listing shows every plugin: load the ones no op needed yet. */
+size_t vmsnap_backend_count(const vmsnap_ctx *ctx)
+{
+  if (!ctx) return 0;
+  loader_load_all((vmsnap_ctx *)ctx);
+  return ctx->nplugins;
+}
 
 int vmsnap_backend_get(const vmsnap_ctx *ctx, size_t i, vmsnap_backend_info *info)
 {
-  if (!ctx || !info || i >= ctx->nplugins) return VMSNAP_E_NOT_FOUND;
+  if (!ctx || !info) return VMSNAP_E_NOT_FOUND;
+  loader_load_all((vmsnap_ctx *)ctx);
+  if (i >= ctx->nplugins) return VMSNAP_E_NOT_FOUND;
   const plugin *p = ctx->plugins[i];
   vmsnap_backend_info out = {
     .struct_size = sizeof out,

@@ -49,11 +49,13 @@ const plugin *disks_backend(vmsnap_ctx *ctx, json_t *doc, vs_err *err)
     .live = json_is_true(json_object_get(doc, "live")),
     .node_name = jstr(doc, "node_name"),
   };
-  const plugin *best = NULL;
+  const plugin *best = NULL, *named = want ? loader_find(ctx, want) : NULL;
   int best_score = 0;
-  for (size_t i = 0; i < ctx->nplugins; i++) {
-    const plugin *p = ctx->plugins[i];
-    if (want && strcmp(want, p->ops.name)) continue;
+  /* A named backend is loaded alone; a choice compares every backend. */
+  if (!want) loader_load_all(ctx);
+  size_t n = want ? (named != NULL) : ctx->nplugins;
+  for (size_t i = 0; i < n; i++) {
+    const plugin *p = want ? named : ctx->plugins[i];
     if (!p->available) {
       if (want) {
         err_set(err, VMSNAP_E_UNSUPPORTED, "disk %s: backend %s cannot run here: %s", d.target,
@@ -71,7 +73,10 @@ const plugin *disks_backend(vmsnap_ctx *ctx, json_t *doc, vs_err *err)
     json_object_set_new(doc, "backend", json_string(best->ops.name));
     return best;
   }
-  if (want && !loader_find(ctx, want))
+  if (want && !named && loader_failure(ctx, want))
+    err_set(err, VMSNAP_E_NOT_FOUND, "disk %s: backend '%s' cannot be loaded: %s (see snapctl "
+            "plugins)", d.target, want, loader_failure(ctx, want));
+  else if (want && !named)
     err_set(err, VMSNAP_E_NOT_FOUND, "disk %s: no backend named '%s' is loaded (see snapctl "
             "plugins)", d.target, want);
   else

@@ -20,11 +20,13 @@ int jobs_for_snapshot(vmsnap_op *op, json_t *doc, json_t *snaps, vmsnap_job_kind
     const char *backend = jstr(disk, "backend");
     const plugin *pl = backend ? loader_find(op->ctx, backend) : NULL;
     if (!pl) {
+      const char *why = backend ? loader_failure(op->ctx, backend) : NULL;
       jobs_free(jobs, i);
       return err_set(err, VMSNAP_E_NOT_FOUND,
-                     "disk %s of snapshot '%s' needs backend '%s', which is not loaded (see "
+                     "disk %s of snapshot '%s' needs backend '%s', which %s%s (see "
                      "snapctl plugins)", jstr(disk, "target"), jstr(doc, "name"),
-                     backend ? backend : "?");
+                     backend ? backend : "?", why ? "cannot be loaded: " : "is not loaded",
+                     why ? why : "");
     }
     json_t *data = json_object_get(disk, "data");
     if (!data) {

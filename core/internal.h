@@ -36,9 +36,23 @@ typedef struct plugin {
   char why[256];
 } plugin;
 
+/* A *.so file of the plugin path, loaded on demand. */
+typedef struct loader_file {
+  char *path;
+  int tried; /* loaded, or failed with why */
+  char *why;
+} loader_file;
+
+/* Lists the plugin files of a colon-separated path (nothing is loaded). */
 int loader_load_path(vmsnap_ctx *ctx, const char *path);
+/* Loads every listed file (probe, listing); thread-safe. */
+void loader_load_all(vmsnap_ctx *ctx);
 void loader_unload_all(vmsnap_ctx *ctx);
+/* The backend with that name, loading <name>.so (else every file) when
+ * it is not loaded yet; NULL when none has it. Thread-safe. */
 const plugin *loader_find(const vmsnap_ctx *ctx, const char *name);
+/* Why the file <name>.so could not be loaded, or NULL. */
+const char *loader_failure(const vmsnap_ctx *ctx, const char *name);
 extern const vmsnap_host vs_host;
 
 /* ---- context -------------------------------------------------------- */
@@ -52,8 +66,13 @@ struct vmsnap_ctx {
   int log_level;
   unsigned flags;
 
+  /* Grown on demand under plugins_lock; fixed once all_loaded is set. */
+  pthread_mutex_t plugins_lock;
   plugin **plugins;
   size_t nplugins;
+  loader_file *plugin_files;
+  size_t nfiles;
+  int all_loaded;
 
   pthread_mutex_t lock; /* guards the dispatch queue and running */
   pthread_cond_t idle;

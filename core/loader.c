@@ -1,5 +1,12 @@
 /* loader.c — finds, checks and loads backend plugins.
  *
+ * A context only lists the *.so files of its plugin path when it starts;
+ * a plugin is opened when first needed (a backend named by a disk loads
+ * <name>.so alone), and everything is loaded when the backends must be
+ * compared or listed (probe, snapctl plugins). dlopen and each plugin's
+ * load/available cost a fraction of a millisecond per plugin: a command
+ * on a dd disk need not pay for qcow2's.
+ *
  * A plugin that cannot be used (not a plugin, wrong ABI, missing ops,
  * unsafe permissions, dlopen error) is skipped with a warning naming the
  * file and the reason; the others still load. */
@@ -116,6 +123,7 @@ static int by_name(const void *a, const void *b)
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Called with plugins_lock held. */
 static void add_plugin(vmsnap_ctx *ctx, plugin *p)
 {
   for (size_t i = 0; i < ctx->nplugins; i++) {
@@ -137,7 +145,9 @@ static void add_plugin(vmsnap_ctx *ctx, plugin *p)
           p->path);
 }
 
-static void load_dir(vmsnap_ctx *ctx, const char *dir)
+/* Remembers the *.so files of one directory, in name order; nothing is
+ * opened yet. An unsafe directory is skipped whole, as before. */
+static void scan_dir(vmsnap_ctx *ctx, const char *dir)
 {
   struct stat st;
   char why[512];
@@ -162,12 +172,12 @@ static void load_dir(vmsnap_ctx *ctx, const char *dir)
   }
   free(ents);
   if (names) qsort(names, k, sizeof *names, by_name);
+  loader_file *g = realloc(ctx->plugin_files, (ctx->nfiles + k) * sizeof *g);
   for (size_t i = 0; i < k; i++) {
-    plugin *p = load_one(ctx, names[i], why, sizeof why);
-    if (p) add_plugin(ctx, p);
-    else ctx_log(ctx, VMSNAP_LOG_WARN, "skipping plugin %s: %s", names[i], why);
-    free(names[i]);
+    if (g && names[i]) g[ctx->nfiles++] = (loader_file){.path = names[i]};
+    else free(names[i]);
   }
+  if (g) ctx->plugin_files = g;
   free(names);
 }
 
@@ -175,9 +185,88 @@ int loader_load_path(vmsnap_ctx *ctx, const char *path)
 {
   char *copy = xstrdup(path), *save = NULL;
   for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save))
-    load_dir(ctx, dir);
+    scan_dir(ctx, dir);
   free(copy);
   return 0;
+}
+
+/* Loads one remembered file, once. Called with plugins_lock held. */
+static void load_file(vmsnap_ctx *ctx, loader_file *f)
+{
+  if (f->tried) return;
+  f->tried = 1;
+  char why[512];
+  plugin *p = load_one(ctx, f->path, why, sizeof why);
+  if (p) {
+    add_plugin(ctx, p);
+    return;
+  }
+  ctx_log(ctx, VMSNAP_LOG_WARN, "skipping plugin %s: %s", f->path, why);
+  f->why = xstrdup(why);
+}
+
+/* Called with plugins_lock held. */
+static void load_all_locked(vmsnap_ctx *ctx)
+{
+  for (size_t i = 0; !ctx->all_loaded && i < ctx->nfiles; i++) load_file(ctx, &ctx->plugin_files[i]);
+  ctx->all_loaded = 1;
+}
+
+void loader_load_all(vmsnap_ctx *ctx)
+{
+  pthread_mutex_lock(&ctx->plugins_lock);
+  load_all_locked(ctx);
+  pthread_mutex_unlock(&ctx->plugins_lock);
+}
+
+static plugin *find_loaded(const vmsnap_ctx *ctx, const char *name)
+{
+  for (size_t i = 0; i < ctx->nplugins; i++)
+    if (strcmp(ctx->plugins[i]->ops.name, name) == 0) return ctx->plugins[i];
+  return NULL;
+}
+
+/* The file that should hold backend `name`: the first <name>.so on the
+ * path. */
+static loader_file *file_for(vmsnap_ctx *ctx, const char *name)
+{
+  size_t len = strlen(name);
+  for (size_t i = 0; i < ctx->nfiles; i++) {
+    const char *base = strrchr(ctx->plugin_files[i].path, '/');
+    base = base ? base + 1 : ctx->plugin_files[i].path;
+    if (strncmp(base, name, len) == 0 && strcmp(base + len, ".so") == 0)
+      return &ctx->plugin_files[i];
+  }
+  return NULL;
+}
+
+const plugin *loader_find(const vmsnap_ctx *cctx, const char *name)
+{
+  vmsnap_ctx *ctx = (vmsnap_ctx *)cctx; /* loading on demand is not a visible change */
+  pthread_mutex_lock(&ctx->plugins_lock);
+  plugin *p = find_loaded(ctx, name);
+  if (!p && !ctx->all_loaded) {
+    /* Most backends live in <name>.so: load just that one. A backend
+     * whose file is named otherwise is found once every file is loaded. */
+    loader_file *f = file_for(ctx, name);
+    if (f) load_file(ctx, f);
+    if (!(p = find_loaded(ctx, name))) {
+      load_all_locked(ctx);
+      p = find_loaded(ctx, name);
+    }
+  }
+  pthread_mutex_unlock(&ctx->plugins_lock);
+  return p;
+}
+
+const char *loader_failure(const vmsnap_ctx *cctx, const char *name)
+{
+  vmsnap_ctx *ctx = (vmsnap_ctx *)cctx;
+  pthread_mutex_lock(&ctx->plugins_lock);
+  loader_file *f = file_for(ctx, name);
+  const char *why = f ? f->why : NULL;
+  pthread_mutex_unlock(&ctx->plugins_lock);
+  return why; /* never changes once set */
 }
 
 void loader_unload_all(vmsnap_ctx *ctx)
@@ -192,11 +281,11 @@ void loader_unload_all(vmsnap_ctx *ctx)
   free(ctx->plugins);
   ctx->plugins = NULL;
   ctx->nplugins = 0;
-}
-
-const plugin *loader_find(const vmsnap_ctx *ctx, const char *name)
-{
-  for (size_t i = 0; i < ctx->nplugins; i++)
-    if (strcmp(ctx->plugins[i]->ops.name, name) == 0) return ctx->plugins[i];
-  return NULL;
+  for (size_t i = 0; i < ctx->nfiles; i++) {
+    free(ctx->plugin_files[i].path);
+    free(ctx->plugin_files[i].why);
+  }
+  free(ctx->plugin_files);
+  ctx->plugin_files = NULL;
+  ctx->nfiles = 0;
 }

@@ -20,6 +20,7 @@ typedef struct revert_state {
   vmsnap_job **jobs;
   size_t njobs;
   int *staged;
+  inuse_check *inuse; /* running while prepare and the journal write */
 } revert_state;
 
 /* Refuses up front what one backend cannot do safely. */
@@ -68,7 +69,7 @@ static int check_disk_set(revert_state *c)
                    jstr(c->doc, "name"), c->dom->key);
   if (c->op->flags & VMSNAP_REVERT_FORCE) return 0;
   /* What is in use matters where the disks are now. */
-  return disks_check_not_in_use(same ? now : then, c->err);
+  return disks_inuse_start(same ? now : then, &c->inuse, c->err);
 }
 
 static int stage(revert_state *c)
@@ -80,11 +81,24 @@ static int stage(revert_state *c)
   if (rc) return rc;
   c->staged = calloc(c->njobs ? c->njobs : 1, sizeof *c->staged);
   op_set_phase(c->op, "prepare", c->njobs);
-  if ((rc = jobs_run(c->jobs, c->njobs, STEP_PREPARE, NULL, c->err))) return rc;
+  if ((rc = jobs_run(c->jobs, c->njobs, STEP_PREPARE, NULL, c->err))) {
+    rc = disks_inuse_explain(c->inuse, rc, c->err);
+    c->inuse = NULL;
+    return rc;
+  }
 
   c->journal = journal_new("revert", c->doc);
   json_object_set_new(c->journal, "phase", json_string("stage"));
   if ((rc = store_journal_write(c->sd, c->journal, c->err))) return rc;
+  /* The in-use scan ran while the intent was written; nothing on storage
+   * changes before its verdict. */
+  rc = disks_inuse_finish(c->inuse, c->err);
+  c->inuse = NULL;
+  if (rc) {
+    vs_err ignore = {0};
+    store_journal_clear(c->sd, &ignore);
+    return rc;
+  }
   crashpoint("revert:journaled");
   op_set_phase(c->op, "revert", c->njobs);
   rc = jobs_run(c->jobs, c->njobs, STEP_REVERT, c->staged, c->err);
@@ -146,6 +160,7 @@ static int revert_body(vmsnap_op *op)
   if (!rc) rc = stage(&c);
   if (!rc) rc = finish(&c);
   if (!rc) op_add_result(op, snapshot_result(c.doc, c.snaps));
+  disks_inuse_finish(c.inuse, &(vs_err){0}); /* stopped early: wait for the scan */
   jobs_free(c.jobs, c.njobs);
   free(c.staged);
   json_decref(c.journal);

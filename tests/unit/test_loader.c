@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "disks.h"
 #include "internal.h"
 #include "testutil.h"
 
@@ -121,6 +122,54 @@ static void test_duplicate_name_skipped(void **state)
   free(dir);
 }
 
+/* Nothing is opened until needed; a named backend loads its own file. */
+static void test_lazy_loading(void **state)
+{
+  (void)state;
+  char *dir = tu_tempdir();
+  tu_log_reset();
+  vmsnap_ctx *ctx = tu_ctx(dir, 0);
+  assert_int_equal(ctx->nplugins, 0);
+  assert_non_null(loader_find(ctx, "mock"));
+  assert_int_equal(ctx->nplugins, 1);
+  assert_null(strstr(tu_log, "bad_abi.so")); /* not needed, not opened */
+  /* listing loads (and reports) the rest */
+  assert_true(has_backend(ctx, "old_abi1"));
+  assert_non_null(strstr(tu_log, "bad_abi.so: built for plugin ABI 999"));
+  vmsnap_ctx_free(ctx);
+  tu_rmtree(dir);
+  free(dir);
+}
+
+/* A broken plugin in the file a disk's backend needs is refused when it is
+ * needed, with the reason; a backend in a file named otherwise is found. */
+static void test_lazy_bad_plugin_needed(void **state)
+{
+  (void)state;
+  char *dir = tu_tempdir();
+  char plugins[4096], path[4200], disk[4200];
+  snprintf(plugins, sizeof plugins, "%s/plugins", dir);
+  mkdir(plugins, 0755);
+  snprintf(path, sizeof path, "%s/mock.so", plugins);
+  copy(TEST_PLUGIN_DIR "/bad_abi.so", path, 0755);
+  snprintf(path, sizeof path, "%s/other.so", plugins);
+  copy(TEST_PLUGIN_DIR "/old_abi1.so", path, 0755);
+  snprintf(disk, sizeof disk, "%s/disk.raw", dir);
+  tu_write_file(disk, 'x', 4096);
+  vmsnap_ctx *ctx = tu_ctx_path(dir, plugins, 0);
+  json_t *docs = json_pack("[{s:s, s:s, s:s}]", "target", "vda", "source", disk, "backend", "mock");
+  vs_err err = {0};
+  assert_int_equal(disks_resolve(ctx, docs, &err), VMSNAP_E_NOT_FOUND);
+  assert_non_null(strstr(err.msg, "backend 'mock' cannot be loaded"));
+  assert_non_null(strstr(err.msg, "built for plugin ABI 999"));
+  assert_non_null(strstr(loader_failure(ctx, "mock"), "built for plugin ABI 999"));
+  assert_non_null(loader_find(ctx, "old_abi1"));
+  json_decref(docs);
+  vmsnap_ctx_free(ctx);
+  tu_rmtree(dir);
+  free(dir);
+}
+
 static void test_capability_names(void **state)
 {
   (void)state;
@@ -135,7 +184,8 @@ int main(void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_good_and_bad_plugins), cmocka_unit_test(test_old_plugin_zero_filled),
     cmocka_unit_test(test_unsafe_dir_and_file), cmocka_unit_test(test_duplicate_name_skipped),
-    cmocka_unit_test(test_capability_names),
+    cmocka_unit_test(test_capability_names), cmocka_unit_test(test_lazy_loading),
+    cmocka_unit_test(test_lazy_bad_plugin_needed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
