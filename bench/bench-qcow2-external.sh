@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# bench-qcow2-external.sh — vmsnap's offline external qcow2 snapshots
+# against the qemu-img commands a user would type instead, in one run:
+#   create: `snapctl create` (the image frozen, a new overlay on the disk's
+#           path) vs `qemu-img create -f qcow2 -b BASE -F qcow2 OVERLAY`;
+#   delete: `snapctl delete` of a snapshot whose overlay holds 256 MiB of
+#           new data (vmsnap commits it into the layer) vs `qemu-img commit`.
+#
+#   bench/bench-qcow2-external.sh [--size 4G] [--runs 7] [--snapctl PATH] [--dir DIR]
+#
+# Prints one table on stdout, progress on stderr. A benchmark, not a test:
+# exits 0 even when a target is missed.
+set -euo pipefail
+export LC_ALL=C
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+size_arg=4G runs=7 snapctl="" base_dir=/var/tmp
+while [ $# -gt 0 ]; do
+  case $1 in
+    --size) size_arg=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --snapctl) snapctl=$2; shift 2 ;;
+    --dir) base_dir=$2; shift 2 ;;
+    -h|--help) sed -n '2,12s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    *) echo "bench-qcow2-external: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+die() { printf 'bench-qcow2-external: %s\n' "$*" >&2; exit 1; }
+log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
+[[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
+size=$(numfmt --from=iec "$size_arg") || die "cannot read --size $size_arg"
+(( size >= 2 << 30 )) || die "--size must be at least 2G (the data, size/4, must outgrow the 256M change)"
+for t in qemu-img qemu-io numfmt; do command -v $t >/dev/null || die "$t not found"; done
+snapctl=${snapctl:-$root/build/bin/snapctl}
+[ -x "$snapctl" ] || "$root/scripts/build.sh" || die "cannot build snapctl; pass --snapctl"
+
+work=$(mktemp -d "$base_dir/vmsnap-bench-qext.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+snap() { "$snapctl" --state-dir "$work/state" --progress none "$@"; }
+median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : int((v[NR/2]+v[NR/2+1])/2)}'; }
+T_US=0
+timed() {
+  local t0=$EPOCHREALTIME
+  "$@" >/dev/null 2>"$work/op.err" || { cat "$work/op.err" >&2; die "failed: $*"; }
+  local t1=$EPOCHREALTIME
+  T_US=$(( ${t1/./} - ${t0/./} ))
+}
+data=$((size / 4))
+change=$((256 << 20))
+fill() { # fill IMG PATTERN OFFSET LEN
+  qemu-io -f qcow2 -c "write -P $2 $3 $4" "$1" >"$work/io.out" 2>&1 || { cat "$work/io.out" >&2; die "qemu-io $1"; }
+}
+
+# Each side: a base image with size/4 of data.
+Q=$work/q/base.qcow2 V=$work/v/disk.qcow2
+mkdir -p "$work/q" "$work/v"
+log "$(numfmt --to=iec "$size") images with $(numfmt --to=iec "$data") of data, $runs runs per row"
+qemu-img create -q -f qcow2 "$Q" "$size"
+fill "$Q" 0x5a 0 "$data"
+cp --sparse=always "$Q" "$V"
+sync
+
+declare -a cq=() cv=() dq=() dv=()
+for ((r = 0; r <= runs; r++)); do
+  # create: an empty overlay on a frozen image.
+  sync; timed qemu-img create -q -f qcow2 -b "$Q" -F qcow2 "$work/q/ov.qcow2" "$size"
+  (( r )) && cq+=("$T_US")
+  sync; timed snap create vm --name "c$r" --disk "vda=$V,format=qcow2,mode=external"
+  (( r )) && cv+=("$T_US")
+  # delete: 256 MiB in the overlay, merged into the frozen image.
+  fill "$work/q/ov.qcow2" 0xa5 0 "$change"
+  fill "$V" 0xa5 0 "$change"
+  sync; timed qemu-img commit -q -f qcow2 "$work/q/ov.qcow2"
+  (( r )) && dq+=("$T_US")
+  rm -f "$work/q/ov.qcow2"
+  sync; timed snap delete vm "c$r"
+  (( r )) && dv+=("$T_US")
+  (( r )) && log "run $r/$runs done"
+done
+# Both sides really merged: the change is in the image, the rest is intact.
+for f in "$Q" "$V"; do
+  qemu-io -f qcow2 -c "read -P 0xa5 0 1M" -c "read -P 0x5a $((data - (1 << 20))) 1M" "$f" >"$work/io.out" 2>&1 &&
+    ! grep -q 'verification failed' "$work/io.out" || die "$f does not hold the merged data"
+done
+[ "$(qemu-img info -f qcow2 --output=json "$V" | grep -c backing-filename)" = 0 ] || die "$V still has a backing file"
+
+row() { # label qemu-img-us vmsnap-us ref
+  awk -v l="$1" -v q="$2" -v v="$3" -v ref="$4" 'BEGIN {
+    over = (v - q) / 1e3; rat = v / q
+    ok = (q / 1e3 > 50) ? (rat <= 1.1) : (over <= 5)
+    printf "| %-36s | %9.1f | %9.1f | %6.2fx | %+8.1f | %-9s | %s |\n", l, q / 1e3, v / 1e3, rat, over, ref, ok ? "PASS" : "MISS" }'
+}
+echo
+echo "qcow2 external snapshots, $(numfmt --to=iec "$size") image, $(numfmt --to=iec "$data") of data; medians of $runs runs (ms)"
+echo "target: overhead <= 5 ms per operation, <= 1.1x when the operation takes over 50 ms"
+echo
+echo "| operation                            |  qemu-img |    vmsnap |  ratio | overhead | issue ref | target |"
+echo "|---|---|---|---|---|---|---|"
+row "external create" "$(median "${cq[@]}")" "$(median "${cv[@]}")" "8.3"
+row "delete = commit of 256 MiB" "$(median "${dq[@]}")" "$(median "${dv[@]}")" "535"
