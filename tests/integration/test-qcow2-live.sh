@@ -399,4 +399,50 @@ for img in "$LA/vmsnap-e3.qcow2" "$LB/vmsnap-e3.qcow2"; do
 done
 note "live external: ONE transaction, new active paths reported, delete by block-stream, offline after QEMU quits"
 
+# ---- cancel of a live merge --------------------------------------------------------
+# A QEMU whose disk is an overlay holding 768 MiB on a base: after a live
+# external snapshot, deleting it makes QEMU stream that overlay into the new
+# one; SIGINT while it runs cancels the job (job-cancel) and leaves the chain.
+CB=$T/cbase.qcow2
+CO=$T/cov.qcow2
+qemu-img create -q -f qcow2 "$CB" 2G
+qemu-io -f qcow2 -c 'write -P 0x11 0 256M' "$CB" >/dev/null 2>&1 || fail "qemu-io on $CB"
+qemu-img create -q -f qcow2 -b "$CB" -F qcow2 "$CO" 2G
+qemu-io -f qcow2 -c 'write -P 0x22 256M 768M' "$CO" >/dev/null 2>&1 || fail "qemu-io on $CO"
+A=$CO
+B=$T/cb2.qcow2
+qemu-img create -q -f qcow2 "$B" 64M
+start_qemu ca cb
+ok "live external c1" create "$DOM" --name c1 --disk-only --mode external
+LC=$(dirname "$CO")/.vmsnap/$(basename "$CO")
+before=$(qchain)
+"$SNAPCTL" --state-dir "$ST" --plugin-dir "$PLUGIN_BUILD_DIR" --progress json delete "$DOM" c1 \
+  >"$OUT" 2>"$ERR" &
+PID=$!
+it_on_cleanup "kill -9 $PID"
+for _ in $(seq 3000); do
+  grep -q '"done"' "$ERR" && break
+  kill -0 "$PID" 2>/dev/null || break
+  sleep 0.01
+done
+kill -INT "$PID"
+RC=0
+wait "$PID" || RC=$?
+[ "$RC" = 5 ] || { show_output; fail "delete cancelled during QEMU's stream exited $RC, expected 5"; }
+err_has "cancelled" "the message says the job was cancelled"
+# vda's chain is as it was (vdb's small stream may have finished: it only
+# copied data into the child, so vdb's snapshot is whole either way).
+for link in "cov.qcow2<cbase.qcow2" "vmsnap-c1.qcow2<cov.qcow2"; do
+  grep -qF "$link" <<<"$(qchain)" || fail "after the cancelled stream: $link is gone from $(qchain) (was $before)"
+done
+assert_eq "$(qmp query-jobs)" "[]" "no job left in QEMU"
+assert_eq "$(recorded)" c1 "recorded snapshots after the cancelled delete"
+assert_no_journal "$KEY" "the cancelled delete"
+ok "delete c1 for real" delete "$DOM" c1
+assert_eq "$(active_of vda)" "$LC/vmsnap-c1.qcow2" "vda after delete c1"
+stop_qemu
+assert_eq "$(first_mib "$LC/vmsnap-c1.qcow2")" 0x11 "the first MiB after the live merge"
+qcheck "$LC/vmsnap-c1.qcow2" "after the live merge"
+note "SIGINT during QEMU's block-stream: exit 5, job cancelled, chain unchanged; then merged"
+
 it_done
