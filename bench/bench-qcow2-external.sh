@@ -4,9 +4,12 @@
 #   create: `snapctl create` (the image frozen, a new overlay on the disk's
 #           path) vs `qemu-img create -f qcow2 -b BASE -F qcow2 OVERLAY`;
 #   delete: `snapctl delete` of a snapshot whose overlay holds 256 MiB of
-#           new data (vmsnap commits it into the layer) vs `qemu-img commit`.
+#           new data (vmsnap commits it into the layer) vs `qemu-img commit`;
+#   live:   `snapctl create qmp:SOCKET --disk-only` (internal and external)
+#           on a running QEMU vs the same QMP transaction sent by a small
+#           Python client (connect, negotiate, transaction, leave).
 #
-#   bench/bench-qcow2-external.sh [--size 4G] [--runs 7] [--snapctl PATH] [--dir DIR]
+#   bench/bench-qcow2-external.sh [--size 4G] [--runs 7] [--snapctl PATH] [--dir DIR] [--no-live]
 #
 # Prints one table on stdout, progress on stderr. A benchmark, not a test:
 # exits 0 even when a target is missed.
@@ -14,14 +17,15 @@ set -euo pipefail
 export LC_ALL=C
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-size_arg=4G runs=7 snapctl="" base_dir=/var/tmp
+size_arg=4G runs=7 snapctl="" base_dir=/var/tmp live=1
 while [ $# -gt 0 ]; do
   case $1 in
     --size) size_arg=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --snapctl) snapctl=$2; shift 2 ;;
     --dir) base_dir=$2; shift 2 ;;
-    -h|--help) sed -n '2,12s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    --no-live) live=0; shift ;;
+    -h|--help) sed -n '2,16s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) echo "bench-qcow2-external: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -35,7 +39,8 @@ snapctl=${snapctl:-$root/build/bin/snapctl}
 [ -x "$snapctl" ] || "$root/scripts/build.sh" || die "cannot build snapctl; pass --snapctl"
 
 work=$(mktemp -d "$base_dir/vmsnap-bench-qext.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+QEMU_PID=
+trap '[ -z "$QEMU_PID" ] || kill -9 "$QEMU_PID" 2>/dev/null; rm -rf "$work"' EXIT
 snap() { "$snapctl" --state-dir "$work/state" --progress none "$@"; }
 median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : int((v[NR/2]+v[NR/2+1])/2)}'; }
 T_US=0
@@ -98,3 +103,56 @@ echo "| operation                            |  qemu-img |    vmsnap |  ratio | 
 echo "|---|---|---|---|---|---|---|"
 row "external create" "$(median "${cq[@]}")" "$(median "${cv[@]}")" "8.3"
 row "delete = commit of 256 MiB" "$(median "${dq[@]}")" "$(median "${dv[@]}")" "535"
+
+[ "$live" = 1 ] || exit 0
+command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found (--no-live skips the live rows)"
+# ---- live: a running QEMU (KVM when it works), one 1 GiB qcow2 disk
+L=$work/live.qcow2 SOCK=$work/qmp.sock
+qemu-img create -q -f qcow2 "$L" 1G
+qemu-system-x86_64 -nodefaults -display none -machine q35 -accel kvm -accel tcg -m 64 \
+  -qmp "unix:$SOCK,server=on,wait=off" -blockdev "driver=file,filename=$L,node-name=f0" \
+  -blockdev "driver=qcow2,file=f0,node-name=d0" -device virtio-blk-pci,drive=d0,id=vda \
+  -daemonize -pidfile "$work/qemu.pid" >"$work/qemu.out" 2>&1 || { cat "$work/qemu.out" >&2; die "QEMU did not start"; }
+QEMU_PID=$(cat "$work/qemu.pid")
+for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
+cat >"$work/txn.py" <<'PYEOF'
+import json, socket, sys, time
+t0 = time.monotonic()
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rwb")
+def reply():
+    while True:
+        m = json.loads(f.readline())
+        if "event" not in m: return m
+reply(); f.write(b'{"execute":"qmp_capabilities"}\n'); f.flush(); reply()
+f.write(json.dumps({"execute": sys.argv[2], "arguments": json.loads(sys.argv[3])}).encode() + b"\n"); f.flush()
+r = reply()
+if "error" in r: sys.exit(r["error"]["desc"])
+if len(sys.argv) > 4: print(r["return"][0]["inserted"]["node-name"])  # query-block: the top node
+else: print(int((time.monotonic() - t0) * 1e6))  # connect .. reply, interpreter start left out
+PYEOF
+qmp() { python3 "$work/txn.py" "$SOCK" "$@"; }
+declare -a li_q=() li_v=() le_q=() le_v=()
+for ((r = 0; r <= runs; r++)); do
+  us=$(qmp transaction "{\"actions\":[{\"type\":\"blockdev-snapshot-internal-sync\",\"data\":{\"device\":\"d0\",\"name\":\"q$r\"}}]}")
+  (( r )) && li_q+=("$us")
+  qmp blockdev-snapshot-delete-internal-sync "{\"device\":\"d0\",\"name\":\"q$r\"}" >/dev/null
+  timed snap create "qmp:$SOCK" --name "i$r" --disk-only
+  (( r )) && li_v+=("$T_US")
+  snap delete "qmp:$SOCK" "i$r" >/dev/null
+done
+for ((r = 0; r <= runs; r++)); do
+  top=$(python3 "$work/txn.py" "$SOCK" query-block '{}' print)
+  us=$(qmp transaction "{\"actions\":[{\"type\":\"blockdev-snapshot-sync\",\"data\":{\"node-name\":\"$top\",\"snapshot-file\":\"$work/qx$r.qcow2\",\"snapshot-node-name\":\"qx$r\",\"format\":\"qcow2\"}}]}")
+  (( r )) && le_q+=("$us")
+  timed snap create "qmp:$SOCK" --name "e$r" --disk-only --mode external
+  (( r )) && le_v+=("$T_US")
+done
+log "live rows done"
+echo
+echo "live, on a running QEMU (medians of $runs runs, ms): a QMP client's connect-to-reply time for the"
+echo "same transaction (its interpreter start left out) vs the whole snapctl create --disk-only"
+echo
+echo "| live snapshot of one disk            |  QMP txn  |    vmsnap |  ratio | overhead | issue ref | target |"
+echo "|---|---|---|---|---|---|---|"
+row "internal (blockdev-snapshot-internal-sync)" "$(median "${li_q[@]}")" "$(median "${li_v[@]}")" "10-14"
+row "external (blockdev-snapshot-sync)" "$(median "${le_q[@]}")" "$(median "${le_v[@]}")" "10-14"
