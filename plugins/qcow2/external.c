@@ -240,20 +240,58 @@ out:
   return rc;
 }
 
+/* A live create (QEMU made the overlay) that did not finish, undone after
+ * QEMU is gone: QEMU may have written the guest's data into the overlay
+ * before it stopped, so that data goes back into the image it came from
+ * (the disk's own image), and then the overlay goes. */
+static int rollback_live(q2_job *j, const char *layer, const char *overlay, const char *what)
+{
+  q2_job oj;
+  q2_info inf = {0};
+  int rc = q2_job_rebind(&oj, j, overlay);
+
+  if (rc == VMSNAP_E_NOT_FOUND) { /* QEMU never made it */
+    q2_job_dispose(&oj);
+    return 0;
+  }
+  if (rc == 0) rc = q2_info_read(&oj, 0, what, "run `snapctl recover` again", &inf);
+  char back[PATH_MAX] = "";
+  if (rc == 0 && inf.backing && !realpath(inf.backing, back)) back[0] = '\0';
+  if (rc == 0 && strcmp(back, layer) == 0) {
+    const char *argv[] = {"qemu-img", "commit", "-p", "-f", "qcow2", overlay, NULL};
+    rc = q2_tool(j, argv, what, "run `snapctl recover` again");
+  } else if (rc == 0) {
+    j->host->warn(j->job, "%s is not the overlay vmsnap asked QEMU for on %s; it is left alone",
+                  overlay, layer);
+    rc = 1;
+  }
+  q2_info_free(&inf);
+  q2_job_dispose(&oj);
+  if (rc == 0 && unlink(overlay) < 0 && errno != ENOENT) return errno_error(j, what, "remove", overlay);
+  return rc < 0 ? rc : 0;
+}
+
 /* Undoes a create that did not finish, wherever it stopped. */
 static int rollback(q2_job *j, const char *what)
 {
   const char *layer = j->host->get(j->job, "layer");
-  char tmp[PATH_MAX + 16];
+  const char *overlay = j->host->get(j->job, "overlay");
+  char tmp[PATH_MAX + 16], dir[PATH_MAX];
   struct stat ds, ls;
   q2_info inf = {0};
   q2_chain c = {0};
   int rc = 0;
 
   if (!layer) return 0;
+  if (overlay) return rollback_live(j, layer, overlay, what);
   temp_path(layer, "new", tmp, sizeof(tmp));
   unlink(tmp);
   if (stat(layer, &ls) < 0) return 0; /* never linked */
+  /* Only the second name this create gave the image is removed. */
+  if (q2_layer_dir(j->image, dir, sizeof(dir)) < 0 || strncmp(layer, dir, strlen(dir)) != 0) {
+    j->host->warn(j->job, "%s is not in the layer directory of %s; left alone", layer, j->image);
+    return 0;
+  }
   if (stat(j->image, &ds) == 0 && ds.st_ino == ls.st_ino && ds.st_dev == ls.st_dev) {
     if (unlink(layer) < 0) return errno_error(j, what, "remove", layer);
     q2_fsync_dir(layer);

@@ -19,6 +19,14 @@
 #   (no hang), nothing changed;
 #   QEMU restarted with other node names: delete finds the image's node;
 #   in the end qemu-img check finds both images clean.
+# External, live: --mode external puts new overlays on both disks in ONE
+#   transaction, the new active paths are reported and remembered; delete
+#   (QEMU's block-stream) of the original images' snapshot leaves them in
+#   place, of a layer vmsnap made removes it; after QEMU quits the same
+#   snapshots are reverted and deleted offline; a create killed after QEMU
+#   switched to the overlays is undone by recover with QEMU running (active
+#   commit, pivot) and with QEMU gone (offline commit), the guest's writes
+#   kept; SIGINT during QEMU's block-stream cancels the job, chain unchanged.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 it_init test-qcow2-live
@@ -398,6 +406,38 @@ for img in "$LA/vmsnap-e3.qcow2" "$LB/vmsnap-e3.qcow2"; do
   assert_eq "$(qemu-img info -f qcow2 --output=json "$img" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("backing-filename", "-"))')" - "$img stands alone"
 done
 note "live external: ONE transaction, new active paths reported, delete by block-stream, offline after QEMU quits"
+
+# ---- a live external create interrupted, then recover ---------------------------
+# Killed after QEMU switched to the new overlays (the metadata was written,
+# the journal not cleared): recover with QEMU running commits the overlays
+# back (QEMU pivots to the old images); with QEMU gone, recover commits
+# what QEMU wrote into them offline and removes them.
+A=$T/ra.qcow2
+B=$T/rb.qcow2
+for img in "$A" "$B"; do qemu-img create -q -f qcow2 "$img" 64M; done
+start_qemu ra rb
+RC=0
+VMSNAP_CRASHPOINT=create:metadata-written "$SNAPCTL" --state-dir "$ST" --plugin-dir "$PLUGIN_BUILD_DIR" \
+  --progress none create "$DOM" --name r1 --disk-only --mode external >"$OUT" 2>"$ERR" || RC=$?
+[ "$RC" = 137 ] || { show_output; fail "the crashed live external create exited $RC, expected 137"; }
+assert_eq "$(active_of vda)" "$(dirname "$A")/.vmsnap/ra.qcow2/vmsnap-r1.qcow2" "QEMU writes to the overlay before recover"
+guest_write vda 0x5e
+ok "recover with QEMU running" recover "$KEY"
+assert_eq "$(active_of vda) $(active_of vdb)" "$A $B" "QEMU writes to the old images again"
+[ ! -e "$(dirname "$A")/.vmsnap/ra.qcow2/vmsnap-r1.qcow2" ] || fail "recover left the overlay"
+assert_eq "$(recorded)" - "recorded snapshots after the rolled-back live create"
+guest_write vda 0x5f
+RC=0
+VMSNAP_CRASHPOINT=create:metadata-written "$SNAPCTL" --state-dir "$ST" --plugin-dir "$PLUGIN_BUILD_DIR" \
+  --progress none create "$DOM" --name r2 --disk-only --mode external >"$OUT" 2>"$ERR" || RC=$?
+[ "$RC" = 137 ] || { show_output; fail "the second crashed live external create exited $RC, expected 137"; }
+guest_write vda 0x60
+stop_qemu
+ok "recover with QEMU gone" recover "$KEY"
+[ ! -e "$(dirname "$A")/.vmsnap/ra.qcow2/vmsnap-r2.qcow2" ] || fail "recover left the overlay of r2"
+assert_eq "$(first_mib "$A")" 0x60 "the guest's last write is in vda's image after the offline recover"
+for img in "$A" "$B"; do qcheck "$img" "after the offline recover"; done
+note "a live external create killed after QEMU switched: recover undoes it, live and offline, keeping the guest's writes"
 
 # ---- cancel of a live merge --------------------------------------------------------
 # A QEMU whose disk is an overlay holding 768 MiB on a base: after a live
