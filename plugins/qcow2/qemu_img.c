@@ -198,18 +198,6 @@ static int parse_info(const char *text, q2_info *out)
   return 0;
 }
 
-void q2_info_free(q2_info *inf)
-{
-  for (size_t i = 0; i < inf->n; i++) {
-    free(inf->snaps[i].id);
-    free(inf->snaps[i].name);
-  }
-  free(inf->snaps);
-  free(inf->backing);
-  free(inf->backing_fmt);
-  memset(inf, 0, sizeof(*inf));
-}
-
 /* qemu-img info: the snapshot table and a few facts. force_share (-U)
  * reads an image a running QEMU holds (list only: it changes nothing). */
 int q2_info_read(q2_job *j, int force_share, const char *what, const char *hint, q2_info *out)
