@@ -4,7 +4,7 @@
  * table. Offline, qemu-img makes, applies and deletes it; for a disk a
  * running QEMU serves (disk->live), QEMU makes it (a QMP transaction action
  * the core submits for all disks at once) and deletes it (a QMP command),
- * and vmsnap only reads the table with `qemu-img info -U` (live.c).
+ * and vmsnap only reads the table, without taking QEMU's lock (live.c).
  * Reverting a live disk is refused (it needs the memory snapshot). External
  * overlays come later.
  *
@@ -22,6 +22,10 @@
  *           "image" now (the recorded one when it still does).
  * qcow2 allows duplicate tags and reuses IDs (a new ID is the highest + 1),
  * so a snapshot is identified by tag + id + date, never by its tag alone.
+ *
+ * The snapshot table is read, and the image checked before it is changed,
+ * in-process (image.c); qemu-img makes, applies and deletes snapshots, and
+ * reads what image.c cannot (qemu_img.c says when).
  *
  * qemu-img is always told the format: info and check get -f qcow2, and the
  * image is named by a json: spec with "driver": "qcow2" (qemu-img 7.2's
@@ -119,6 +123,7 @@ int q2_run(q2_job *j, const char *const argv[], int capture, vmsnap_spawn_result
 int q2_tool_error(q2_job *j, const vmsnap_spawn_result *r, const char *what, const char *hint);
 int q2_info_read(q2_job *j, int force_share, const char *what, const char *hint, q2_info *out);
 int q2_check(q2_job *j, const char *what, uint64_t *end_offset);
+int q2_info_check(q2_job *j, const char *what, q2_info *out, uint64_t *end_offset);
 int q2_snapshot_cmd(q2_job *j, const char *flag, const char *arg, const char *what,
                     const char *hint);
 
