@@ -165,8 +165,8 @@ static int parse_header(q2_image *img, char *err, size_t elen)
   const unsigned char *h;
   int rc;
 
-  if (img->file_size < 4 || (rc = view(img, 0, 4, &h, "the header", err, elen)) < 0 ||
-      memcmp(h, "QFI\xfb", 4) != 0)
+  if (img->file_size >= 4 && (rc = view(img, 0, 4, &h, "the header", err, elen)) < 0) return rc;
+  if (img->file_size < 4 || memcmp(h, "QFI\xfb", 4) != 0)
     return fail(Q2_IMG_NOT_QCOW2, err, elen,
                 "it does not start with the qcow2 signature \"QFI\\xfb\"");
   if ((rc = view(img, 0, 8, &h, "the header", err, elen)) < 0) return rc;
