@@ -332,6 +332,45 @@ static void test_backing_file(void **state)
   assert_int_equal(compare_with_qemu_img(top), 0);
 }
 
+/* Extended L2 entries, compressed clusters, an image left dirty (lazy
+ * refcounts, qemu-io aborted): read and checked like the others. */
+static void test_features(void **state)
+{
+  fixture *f = *state;
+  char src[600];
+  snprintf(src, sizeof src, "%s/src.qcow2", f->dir);
+
+  create(f->path, "64M", "extended_l2=on,cluster_size=65536");
+  qio_write(f->path, "write -P 0xab 0 1M");
+  snapshot(f->path, "s1");
+  qio_write(f->path, "write -P 0xcd 8k 8k");
+  assert_int_equal(compare_with_qemu_img(f->path), 1);
+  compare_end(f->path);
+
+  create(src, "64M", "cluster_size=65536");
+  qio_write(src, "write -P 0xab 0 4M");
+  unlink(f->path);
+  const char *const c[] = {"qemu-img", "convert", "-c", "-f",    "qcow2",
+                           "-O",       "qcow2",   src,  f->path, NULL};
+  run_quiet(c);
+  snapshot(f->path, "compressed");
+  assert_int_equal(compare_with_qemu_img(f->path), 1);
+
+  unlink(f->path);
+  create(f->path, "64M", "lazy_refcounts=on");
+  const char *const d[] = {"qemu-io", "-f",    "qcow2", "-c", "write -P 0xab 0 1M",
+                           "-c",      "abort", f->path, NULL};
+  vmsnap_spawn_opts o = {.struct_size = sizeof o};
+  vmsnap_spawn_result r = {.struct_size = sizeof r};
+  char eb[256];
+  assert_int_equal(spawn_run(d, &o, NULL, &r, eb, sizeof eb), 0); /* it dies of SIGABRT */
+  q2_info inf;
+  assert_int_equal(reader(f->path, &inf, 1, eb, sizeof eb), 0);
+  assert_true(inf.dirty);
+  q2_info_free(&inf);
+  assert_int_equal(compare_with_qemu_img(f->path), 0);
+}
+
 /* A 4 GiB image whose active L1 maps every cluster (metadata
  * preallocation: the 8 L2 tables full): the check reads them all. */
 static void test_check_cost(void **state)
@@ -490,10 +529,19 @@ int main(void)
   free(q);
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
   const struct CMUnitTest tests[] = {
-      T(test_no_snapshots),   T(test_three_snapshots), T(test_duplicate_tags),
-      T(test_300_snapshots),  T(test_version_2),       T(test_cluster_sizes),
-      T(test_backing_file),   T(test_check_cost),      T(test_truncated_half),
-      T(test_not_qcow2),      T(test_corrupt_bit),     T(test_snapshot_table_beyond_eof),
+      T(test_no_snapshots),
+      T(test_three_snapshots),
+      T(test_duplicate_tags),
+      T(test_300_snapshots),
+      T(test_version_2),
+      T(test_cluster_sizes),
+      T(test_backing_file),
+      T(test_features),
+      T(test_check_cost),
+      T(test_truncated_half),
+      T(test_not_qcow2),
+      T(test_corrupt_bit),
+      T(test_snapshot_table_beyond_eof),
       T(test_absurd_headers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
