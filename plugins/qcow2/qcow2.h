@@ -4,7 +4,7 @@
  * table. Offline, qemu-img makes, applies and deletes it; for a disk a
  * running QEMU serves (disk->live), QEMU makes it (a QMP transaction action
  * the core submits for all disks at once) and deletes it (a QMP command),
- * and vmsnap only reads the table with `qemu-img info -U` (live.c).
+ * and vmsnap only reads the table, without taking QEMU's lock (live.c).
  * Reverting a live disk is refused (it needs the memory snapshot). External
  * overlays come later.
  *
@@ -22,6 +22,10 @@
  *           "image" now (the recorded one when it still does).
  * qcow2 allows duplicate tags and reuses IDs (a new ID is the highest + 1),
  * so a snapshot is identified by tag + id + date, never by its tag alone.
+ *
+ * The snapshot table is read, and the image checked before it is changed,
+ * in-process (image.c); qemu-img makes, applies and deletes snapshots, and
+ * reads what image.c cannot (qemu_img.c says when).
  *
  * qemu-img is always told the format: info and check get -f qcow2, and the
  * image is named by a json: spec with "driver": "qcow2" (qemu-img 7.2's
@@ -57,7 +61,7 @@ typedef struct q2_snap {
   int64_t date_sec, date_nsec;
 } q2_snap;
 
-/* What qemu-img info says about the image. */
+/* What the image says about itself (image.c, or qemu-img info). */
 typedef struct q2_info {
   q2_snap *snaps; /* in table order: the order qemu-img looks tags up in */
   size_t n;
@@ -65,6 +69,10 @@ typedef struct q2_info {
   int corrupt; /* QEMU marked the image corrupt */
   char *backing;     /* the backing file name as the header holds it, or NULL */
   char *backing_fmt; /* its format from the header extension, or NULL */
+  /* Read by image.c only (0 from qemu-img info): */
+  int dirty;          /* not closed cleanly: QEMU repairs refcounts when it opens it */
+  int data_file;      /* guest data lives in an external data file */
+  uint64_t file_size; /* of the image file (the device's size for a block device) */
 } q2_info;
 
 /* One image of a disk's backing chain (chain.c). */
@@ -99,6 +107,48 @@ typedef struct q2_chain {
   size_t nrec;
 } q2_chain;
 
+/* An image opened by image.c: its header, and what q2_image_info and
+ * q2_image_check learn from what it points to. */
+struct q2_snap_l1 {
+  uint64_t offset;
+  uint32_t size;
+};
+typedef struct q2_image {
+  int fd, is_block, err_no; /* err_no: errno of a Q2_IMG_IO failure */
+  uint64_t file_size;
+  uint32_t version, cluster_bits, crypt_method, l1_size, refcount_table_clusters;
+  uint32_t nb_snapshots, refcount_order, header_length, backing_size;
+  uint64_t cluster_size, virtual_size, backing_offset, l1_offset, refcount_table_offset;
+  uint64_t snapshots_offset, incompat;
+  /* private */
+  unsigned char *buf; /* read cache for the header and the snapshot table */
+  size_t buf_cap, buf_len;
+  uint64_t buf_off;
+  struct q2_snap_l1 *snap_l1;                  /* per snapshot, by q2_image_info */
+  uint64_t snapshots_end;                      /* set by q2_image_info */
+  uint64_t last_refblock, last_refblock_index; /* set by q2_image_check */
+} q2_image;
+
+/* image.c failures; err says why, as "it ..."/"a ...": what the image has. */
+enum {
+  Q2_IMG_IO = -1,          /* open or read failed: err_no */
+  Q2_IMG_NOT_QCOW2 = -2,   /* no qcow2 signature */
+  Q2_IMG_UNSUPPORTED = -3, /* a version or feature vmsnap does not read */
+  Q2_IMG_DAMAGED = -4,     /* truncated, marked corrupt, or absurd values */
+  Q2_IMG_NOMEM = -5,
+};
+
+/* image.c: read-only, no qemu-img. open reads and checks the header;
+ * info the backing names and the snapshot table; check (after info) that
+ * the tables lie inside the file and the active L2 entries point into it. */
+int q2_image_open(q2_image *img, const char *path, char *err, size_t len);
+int q2_image_info(q2_image *img, q2_info *out, char *err, size_t len);
+void q2_info_free(q2_info *inf);
+int q2_image_check(q2_image *img, char *err, size_t len);
+uint64_t q2_image_end(q2_image *img);
+int q2_image_in_use(const q2_image *img);
+void q2_image_close(q2_image *img);
+
 /* qemu_img.c */
 int q2_job_rebind(q2_job *sub, const q2_job *j, const char *image);
 int q2_job_init(q2_job *j, vmsnap_job *job, const vmsnap_job_info *info, int missing_ok);
@@ -106,8 +156,8 @@ void q2_job_dispose(q2_job *j);
 int q2_run(q2_job *j, const char *const argv[], int capture, vmsnap_spawn_result *r);
 int q2_tool_error(q2_job *j, const vmsnap_spawn_result *r, const char *what, const char *hint);
 int q2_info_read(q2_job *j, int force_share, const char *what, const char *hint, q2_info *out);
-void q2_info_free(q2_info *inf);
 int q2_check(q2_job *j, const char *what, uint64_t *end_offset);
+int q2_info_check(q2_job *j, const char *what, q2_info *out, uint64_t *end_offset);
 int q2_snapshot_cmd(q2_job *j, const char *flag, const char *arg, const char *what,
                     const char *hint);
 

@@ -1,5 +1,6 @@
 /* qemu_img.c — running qemu-img for a job, reading its JSON, and turning
- * its failures into messages a person can act on. */
+ * its failures into messages a person can act on; reading the snapshot
+ * table and checking the image in-process (image.c) instead, where it can. */
 #define _GNU_SOURCE
 #include "qcow2.h"
 
@@ -144,6 +145,24 @@ static int classify(const char *why)
   return VMSNAP_E_BACKEND;
 }
 
+static int not_qcow2(q2_job *j, const char *what, const char *why, const char *hint)
+{
+  return j->host->error(j->job, VMSNAP_E_INVALID,
+                        "%s: %s is not a qcow2 image (%s), yet the disk is declared "
+                        "format=qcow2; if it is a raw image, declare it with format=raw "
+                        "(vmsnap never guesses a format); %s",
+                        what, j->image, why, hint);
+}
+
+static int in_use(q2_job *j, const char *what, const char *why, const char *hint)
+{
+  return j->host->error(j->job, VMSNAP_E_BUSY,
+                        "%s: %s is in use by another process (a running QEMU?): %s; stop "
+                        "that process, or snapshot the disk through the hypervisor that "
+                        "runs it; %s",
+                        what, j->image, why, hint);
+}
+
 /* what: "cannot take snapshot X of IMG"; hint: what to do about it. */
 int q2_tool_error(q2_job *j, const vmsnap_spawn_result *r, const char *what, const char *hint)
 {
@@ -155,17 +174,9 @@ int q2_tool_error(q2_job *j, const vmsnap_spawn_result *r, const char *what, con
   clean_tail(j, r->err_tail, why, sizeof(why));
   switch (classify(why)) {
   case VMSNAP_E_BUSY:
-    return j->host->error(j->job, VMSNAP_E_BUSY,
-                          "%s: %s is in use by another process (a running QEMU?): %s; stop "
-                          "that process, or snapshot the disk through the hypervisor that "
-                          "runs it; %s",
-                          what, j->image, why, hint);
+    return in_use(j, what, why, hint);
   case VMSNAP_E_INVALID:
-    return j->host->error(j->job, VMSNAP_E_INVALID,
-                          "%s: %s is not a qcow2 image (%s), yet the disk is declared "
-                          "format=qcow2; if it is a raw image, declare it with format=raw "
-                          "(vmsnap never guesses a format); %s",
-                          what, j->image, why, hint);
+    return not_qcow2(j, what, why, hint);
   case VMSNAP_E_NOSPC:
     return j->host->error(j->job, VMSNAP_E_NOSPC,
                           "%s: %s; free some space on the filesystem of %s; %s", what, why,
@@ -224,21 +235,10 @@ static int parse_info(const char *text, q2_info *out)
   return 0;
 }
 
-void q2_info_free(q2_info *inf)
-{
-  for (size_t i = 0; i < inf->n; i++) {
-    free(inf->snaps[i].id);
-    free(inf->snaps[i].name);
-  }
-  free(inf->snaps);
-  free(inf->backing);
-  free(inf->backing_fmt);
-  memset(inf, 0, sizeof(*inf));
-}
-
 /* qemu-img info: the snapshot table and a few facts. force_share (-U)
  * reads an image a running QEMU holds (list only: it changes nothing). */
-int q2_info_read(q2_job *j, int force_share, const char *what, const char *hint, q2_info *out)
+static int info_by_qemu_img(q2_job *j, int force_share, const char *what, const char *hint,
+                            q2_info *out)
 {
   const char *argv[] = {"qemu-img",
                         "info",
@@ -283,7 +283,7 @@ static void first_error(const q2_job *j, const char *tail, char *buf, size_t len
 /* qemu-img check: an image qemu-img info still reads may be truncated or
  * damaged, and a snapshot written into it would make it worse. Leaked
  * clusters are harmless. end_offset (may be NULL): the image's end. */
-int q2_check(q2_job *j, const char *what, uint64_t *end_offset)
+static int check_by_qemu_img(q2_job *j, const char *what, uint64_t *end_offset)
 {
   const char *argv[] = {"qemu-img", "check", "--output=json", "-f", "qcow2", j->spec, NULL};
   vmsnap_spawn_result r;
@@ -337,6 +337,129 @@ out:
   free(r.out);
   return rc;
 }
+
+/* ---- in-process: image.c ----------------------------------------------- */
+
+/* The snapshot table and the checks are read by image.c, not qemu-img (a
+ * qemu-img start costs ~5 ms, its check walks every snapshot). qemu-img
+ * still decides when image.c cannot: the image cannot be opened (its
+ * error messages and their classification stay the same), or it has a
+ * version or feature image.c does not know (a newer qemu-img may).
+ *
+ * force_share: the image may be one a running QEMU holds. Reading it is
+ * safe (read-only, no lock taken, as qemu-img info -U), but QEMU may be
+ * rewriting the snapshot table meanwhile (it writes the new table, then
+ * the header pointing to it): a torn read looks damaged, so it is read
+ * once more before it is called damaged. Without force_share the image is
+ * refused as qemu-img info would refuse it: while another process holds
+ * QEMU's lock on it for writing. */
+
+#define Q2_IMG_BUSY (-100)
+
+/* One read of the image: its info, and the cheap check when check is set
+ * (1: always, 2: unless QEMU marked it corrupt, which the caller reports).
+ * A Q2_IMG_* code, or Q2_IMG_BUSY; why says why. */
+static int inspect(q2_job *j, int force_share, int check, q2_info *out, uint64_t *end_offset,
+                   char *why, size_t len)
+{
+  q2_image img;
+  int rc;
+
+  for (int tries = 0;; tries++) {
+    memset(out, 0, sizeof(*out));
+    rc = q2_image_open(&img, j->image, why, len);
+    if (rc == 0 && !force_share && q2_image_in_use(&img)) {
+      snprintf(why, len, "another process holds QEMU's lock on it for writing");
+      rc = Q2_IMG_BUSY;
+    }
+    if (rc == 0) rc = q2_image_info(&img, out, why, len);
+    if (rc == 0 && (check == 1 || (check == 2 && !out->corrupt))) {
+      if ((rc = q2_image_check(&img, why, len)) == 0 && end_offset)
+        *end_offset = q2_image_end(&img);
+      if (rc == 0 && out->dirty)
+        j->host->log(j->job, VMSNAP_LOG_INFO,
+                     "%s was not closed cleanly (lazy refcounts); qemu-img repairs its "
+                     "refcounts when it opens it",
+                     j->image);
+    }
+    if (rc < 0) q2_info_free(out);
+    q2_image_close(&img);
+    if (rc != Q2_IMG_DAMAGED || !force_share || tries > 0) return rc;
+  }
+}
+
+/* An inspect failure as the op's error. hint NULL: a check's failure
+ * (nothing was changed; restore or repair it). */
+static int inspect_error(q2_job *j, int rc, const char *what, const char *why, const char *hint)
+{
+  switch (rc) {
+  case Q2_IMG_BUSY:
+    return in_use(j, what, why, hint ? hint : "nothing was changed");
+  case Q2_IMG_NOT_QCOW2:
+    return not_qcow2(j, what, why, hint ? hint : "nothing was changed");
+  case Q2_IMG_DAMAGED:
+    return j->host->error(j->job, VMSNAP_E_BACKEND,
+                          "%s: %s is damaged (truncated or corrupt): %s; %sinspect it with "
+                          "`qemu-img check -f qcow2 %s`, then restore it from a backup or "
+                          "repair it (`-r all`, after copying it)%s%s",
+                          what, j->image, why, hint ? "" : "nothing was changed; ", j->image,
+                          hint ? "; " : "", hint ? hint : "");
+  default: /* Q2_IMG_NOMEM */
+    return j->host->error(j->job, VMSNAP_E_BACKEND, "%s: %s; %s", what, why,
+                          hint ? hint : "nothing was changed");
+  }
+}
+
+/* Cannot open or read it, or a format image.c does not read: qemu-img's. */
+static int use_qemu_img(int rc)
+{
+  return rc == Q2_IMG_IO || rc == Q2_IMG_UNSUPPORTED;
+}
+
+int q2_info_read(q2_job *j, int force_share, const char *what, const char *hint, q2_info *out)
+{
+  char why[512];
+  int rc = inspect(j, force_share, 0, out, NULL, why, sizeof(why));
+
+  if (rc == 0) return 0;
+  if (use_qemu_img(rc)) return info_by_qemu_img(j, force_share, what, hint, out);
+  return inspect_error(j, rc, what, why, hint);
+}
+
+/* Whether the image is intact enough to take or apply a snapshot: a
+ * cheap stand-in for qemu-img check (see q2_image_check): the header,
+ * every table inside the file, every cluster the active L1 maps inside
+ * the file, and QEMU's corrupt mark. Refcounts are not counted, so leaks
+ * and refcount errors go unnoticed (QEMU repairs those itself when it
+ * opens an image marked dirty). */
+int q2_check(q2_job *j, const char *what, uint64_t *end_offset)
+{
+  char why[512];
+  q2_info inf;
+  int rc = inspect(j, 0, 1, &inf, end_offset, why, sizeof(why));
+
+  if (rc == 0) q2_info_free(&inf);
+  if (rc == 0) return 0;
+  if (use_qemu_img(rc)) return check_by_qemu_img(j, what, end_offset);
+  return inspect_error(j, rc, what, why, NULL);
+}
+
+/* q2_info_read and q2_check in one read of the image, for prepare. An
+ * image QEMU marked corrupt is returned unchecked, with inf->corrupt set
+ * (the caller refuses it). */
+int q2_info_check(q2_job *j, const char *what, q2_info *out, uint64_t *end_offset)
+{
+  char why[512];
+  int rc = inspect(j, 0, 2, out, end_offset, why, sizeof(why));
+
+  if (rc == 0) return 0;
+  if (!use_qemu_img(rc)) return inspect_error(j, rc, what, why, NULL);
+  if ((rc = info_by_qemu_img(j, 0, what, "nothing was changed", out)) < 0 || out->corrupt)
+    return rc;
+  return check_by_qemu_img(j, what, end_offset);
+}
+
+/* ---- qemu-img snapshot ---------------------------------------------------- */
 
 /* qemu-img snapshot FLAG ARG IMAGE (-c TAG, -a ID, -d TAG). */
 int q2_snapshot_cmd(q2_job *j, const char *flag, const char *arg, const char *what,

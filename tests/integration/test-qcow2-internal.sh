@@ -291,6 +291,19 @@ prng $((1 << 20)) random >"$T/random.img"
 bad_image random "$T/random.img" 2 "not a qcow2 image" "a random-bytes file declared qcow2"
 make_sparse "$T/raw.img" 16 10
 bad_image raw "$T/raw.img" 2 "not a qcow2 image.*format=raw" "a raw file declared qcow2"
+# Refused by the in-process check (no qemu-img check): QEMU's corrupt mark,
+# and data clusters past the end of an image cut in half (no snapshot
+# table to lose: the header and the tables it names still read).
+new_image "$T/corrupt.qcow2" 64M
+write_pat "$T/corrupt.qcow2" 0x11
+printf '\x02' | dd of="$T/corrupt.qcow2" bs=1 seek=79 conv=notrunc status=none # incompatible bit 1
+bad_image corrupt "$T/corrupt.qcow2" 1 "marked .*corrupt" "a qcow2 image marked corrupt"
+new_image "$T/half.qcow2" 64M
+qemu-io -f qcow2 -c "write -P 0x11 0 1M" -c "write -P 0x11 32M 1M" "$T/half.qcow2" >/dev/null ||
+  fail "qemu-io could not write into $T/half.qcow2"
+truncate -s $(($(stat -c %s "$T/half.qcow2") / 2)) "$T/half.qcow2"
+bad_image half "$T/half.qcow2" 1 "damaged.*beyond the end of the file.*truncated" \
+  "a qcow2 image cut in half"
 note "images that are not intact qcow2"
 
 # ---- options an internal snapshot has no use for ------------------------------
