@@ -75,17 +75,20 @@ static int make_dirs(q2_job *j, const char *dir, const char *what)
 static int make_overlay(q2_job *j, const char *path, const char *layer, uint64_t size,
                         uint64_t cluster, const struct stat *like, const char *what)
 {
-  char size_s[32], opts[64];
-  snprintf(size_s, sizeof(size_s), "%llu", (unsigned long long)size);
-  snprintf(opts, sizeof(opts), "cluster_size=%llu",
-           (unsigned long long)(cluster ? cluster : 65536));
-  const char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", layer, "-F",
-                        "qcow2",    "-o",     opts, path, size_s, NULL};
+  int rc;
   unlink(path);
-  int rc = q2_tool(j, argv, what, "nothing was changed");
-  if (rc < 0) {
-    unlink(path);
-    return rc;
+  if (q2_overlay_write(path, layer, size, cluster ? cluster : 65536) < 0) {
+    if (errno != EINVAL) return errno_error(j, what, "write the new overlay", path);
+    /* A cluster size or name the in-process writer does not take. */
+    char size_s[32], opts[64];
+    snprintf(size_s, sizeof(size_s), "%llu", (unsigned long long)size);
+    snprintf(opts, sizeof(opts), "cluster_size=%llu", (unsigned long long)cluster);
+    const char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", layer, "-F",
+                          "qcow2",    "-o",     opts, path, size_s, NULL};
+    if ((rc = q2_tool(j, argv, what, "nothing was changed")) < 0) {
+      unlink(path);
+      return rc;
+    }
   }
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno_error(j, what, "open the new overlay", path);

@@ -194,6 +194,9 @@ void q2_live_ext_done(q2_job *j, int rc);
 int q2_live_ext_prepare_delete(q2_job *j);
 int q2_live_ext_remove(q2_job *j);
 
+/* overlay.c */
+int q2_overlay_write(const char *path, const char *backing, uint64_t size, uint64_t cluster);
+
 /* external.c */
 int q2_is_external(vmsnap_job *job, const vmsnap_job_info *info);
 int q2_ext_prepare(q2_job *j, const vmsnap_job_info *info);

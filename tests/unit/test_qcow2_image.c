@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -85,6 +86,19 @@ static void qio_write(const char *path, const char *cmd)
 {
   const char *const a[] = {"qemu-io", "-f", "qcow2", "-c", cmd, path, NULL};
   run_quiet(a);
+}
+
+/* qemu-io exits 0 even when a read's pattern does not match: look. */
+static void qio_read(const char *path, const char *cmd)
+{
+  const char *const a[] = {"qemu-io", "-f", "qcow2", "-c", cmd, path, NULL};
+  char *out = run(a);
+  if (strstr(out, "verification failed") || !strstr(out, "read ")) {
+    print_error("qemu-io -c '%s' %s: %s\n", cmd, path, out);
+    free(out);
+    fail();
+  }
+  free(out);
 }
 
 static int reader(const char *path, q2_info *inf, int check, char *why, size_t len)
@@ -332,6 +346,58 @@ static void test_backing_file(void **state)
   assert_int_equal(compare_with_qemu_img(top), 0);
 }
 
+/* overlay.c: an empty overlay written in-process is what qemu-img would
+ * accept as one: `qemu-img check` finds nothing, the reader and qemu-img
+ * info agree, data reads through from the backing file, and writes land in
+ * the overlay only. Sizes and cluster sizes it does not take are refused
+ * with EINVAL (the caller then runs qemu-img create). */
+static void test_overlay_write(void **state)
+{
+  fixture *f = *state;
+  char base[600], top[600];
+  static const uint64_t clusters[] = {512, 4096, 65536, 2u << 20};
+  static const uint64_t sizes[] = {1u << 20, 256u << 20, 3ull << 30, 1ull << 40};
+  snprintf(base, sizeof base, "%s/base.qcow2", f->dir);
+  snprintf(top, sizeof top, "%s/top.qcow2", f->dir);
+  create(base, "1T", "cluster_size=65536");
+  qio_write(base, "write -P 0x5a 0 128k");
+  for (size_t c = 0; c < 4; c++)
+    for (size_t s = 0; s < 4; s++) {
+      unlink(top);
+      int rc = q2_overlay_write(top, base, sizes[s], clusters[c]);
+      if (clusters[c] == 512 && sizes[s] > (1u << 30)) { /* L1 beyond one refcount block */
+        assert_int_equal(rc, -1);
+        assert_int_equal(errno, EINVAL);
+        continue;
+      }
+      assert_int_equal(rc, 0);
+      const char *const chk[] = {"qemu-img", "check", "-q", "-f", "qcow2", top, NULL};
+      run_quiet(chk);
+      q2_info inf;
+      char why[256];
+      assert_int_equal(reader(top, &inf, 1, why, sizeof why), 0);
+      assert_string_equal(inf.backing, base);
+      assert_string_equal(inf.backing_fmt, "qcow2");
+      assert_int_equal(inf.virtual_size, sizes[s]);
+      assert_int_equal(inf.cluster_size, clusters[c]);
+      assert_int_equal(inf.n, 0);
+      q2_info_free(&inf);
+      assert_int_equal(compare_with_qemu_img(top), 0);
+      qio_read(top, sizes[s] >= (128u << 10) ? "read -P 0x5a 0 64k" : "read -P 0x5a 0 1k");
+      qio_write(top, "write -P 0x77 0 4k");
+      qio_read(top, "read -P 0x77 0 4k");
+      run_quiet(chk);
+    }
+  qio_read(base, "read -P 0x5a 0 128k"); /* the backing file is untouched */
+  unlink(top);
+  assert_int_equal(q2_overlay_write(top, base, 1u << 20, 65536 + 1), -1);
+  assert_int_equal(errno, EINVAL);
+  assert_int_equal(q2_overlay_write(top, "", 1u << 20, 65536), -1);
+  assert_int_equal(q2_overlay_write(top, base, 0, 65536), -1);
+  assert_int_equal(q2_overlay_write(base, base, 1u << 20, 65536), -1); /* never over a file */
+  assert_int_equal(errno, EEXIST);
+}
+
 /* Extended L2 entries, compressed clusters, an image left dirty (lazy
  * refcounts, qemu-io aborted): read and checked like the others. */
 static void test_features(void **state)
@@ -536,6 +602,7 @@ int main(void)
       T(test_version_2),
       T(test_cluster_sizes),
       T(test_backing_file),
+      T(test_overlay_write),
       T(test_features),
       T(test_check_cost),
       T(test_truncated_half),
