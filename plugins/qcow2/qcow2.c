@@ -1,7 +1,6 @@
-/* qcow2.c — the qcow2 backend: snapshots kept inside qcow2 images.
- * Internal snapshots, offline with qemu-img and live through QEMU (QMP);
- * external overlays come later. Layout of the backend data: qcow2.h; the
- * ops: ops.c, live disks: live.c. */
+/* qcow2.c — the qcow2 backend: internal snapshots (inside the image) and
+ * external ones (a new overlay on the frozen image), offline with qemu-img
+ * and live through QEMU (QMP). The files: qcow2.h; the ops: ops.c. */
 #define _GNU_SOURCE
 #include "qcow2.h"
 
@@ -78,8 +77,8 @@ static uint64_t q2_capabilities(const vmsnap_disk *disk)
 static const vmsnap_plugin q2_plugin = {
     .name = "qcow2",
     .version = "0.1",
-    .description = "qcow2 snapshots: internal (offline with qemu-img, live through QEMU) "
-                   "and external overlays (offline)",
+    .description = "qcow2 snapshots: internal and external (overlays), offline with "
+                   "qemu-img or live through QEMU",
     .available = q2_available,
     .probe = q2_probe,
     .capabilities = q2_capabilities,

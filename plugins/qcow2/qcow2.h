@@ -5,8 +5,17 @@
  * running QEMU serves (disk->live), QEMU makes it (a QMP transaction action
  * the core submits for all disks at once) and deletes it (a QMP command),
  * and vmsnap only reads the table, without taking QEMU's lock (live.c).
- * Reverting a live disk is refused (it needs the memory snapshot). External
- * overlays come later.
+ * Reverting a live disk is refused (it needs the memory snapshot).
+ *
+ * EXTERNAL snapshots: the image is frozen as the snapshot's layer and a new
+ * overlay goes on top: offline the overlay takes the disk's path
+ * (external.c), live QEMU makes it and writes to it (live_ext.c); the
+ * backing chain, and merging a deleted snapshot's layer, in chain.c; the
+ * overlay itself is written in-process (overlay.c). Their backend data:
+ * external.c and live_ext.c.
+ *
+ * The image's header and snapshot table are read in-process (image.c),
+ * never by probing: the format is the disk's declared one.
  *
  * Backend data (host->set):
  *   "tag"   the snapshot's tag in the image: info->object_name (the vmsnap
