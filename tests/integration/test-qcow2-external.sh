@@ -285,12 +285,17 @@ wait_tool() { # wait_tool PATTERN: until a qemu-img matching it runs
   done
   return 1
 }
+interrupt() { # interrupt SIGNAL TOOL ARGS...: snapctl ARGS, SIGNAL once TOOL runs; RC set
+  local sig=$1 tool=$2
+  shift 2
+  bg "$@"
+  wait_tool "$tool" || { show_output; fail "'snapctl $*' never ran $tool"; }
+  kill "-$sig" "$PID"
+  RC=0
+  wait "$PID" || RC=$?
+}
 # The overlay holds more than b1's layer: delete streams b1 into it.
-bg delete big b1
-wait_tool "qemu-img rebase -p" || { show_output; fail "the delete never streamed"; }
-kill -INT "$PID"
-RC=0
-wait "$PID" || RC=$?
+interrupt INT "qemu-img rebase -p" delete big b1
 [ "$RC" = 5 ] || { show_output; fail "delete cancelled while streaming exited $RC, expected 5"; }
 assert_eq "$(names big)" b1 "the cancelled delete kept b1"
 assert_eq "$(backing_of "$BIG")" "$(layer_of "$BIG" b1)" "the cancelled stream left the chain as it was"
@@ -303,11 +308,7 @@ note "SIGINT while streaming: exit 5, chain unchanged"
 ok "big b2" create big --name b2
 write_pat "$BIG" 0x33 0 300M
 keep_view "$BIG" "$T/ref-big.qcow2"
-bg delete big b2
-wait_tool "qemu-img commit" || { show_output; fail "the delete never committed"; }
-kill -INT "$PID"
-RC=0
-wait "$PID" || RC=$?
+interrupt INT "qemu-img commit" delete big b2
 [ "$RC" = 0 ] || { show_output; fail "delete with SIGINT during its commit exited $RC, expected 0 (it finishes)"; }
 assert_eq "$(names big)" b1 "after delete b2"
 same_view "$BIG" "$T/ref-big.qcow2" "the disk after the commit"
@@ -316,10 +317,7 @@ qcheck "$BIG" "after the commit"
 ok "big b3" create big --name b3
 write_pat "$BIG" 0x44 0 300M
 keep_view "$BIG" "$T/ref-big.qcow2"
-bg delete big b3
-wait_tool "qemu-img commit" || { show_output; fail "the delete never committed"; }
-kill -9 "$PID"
-wait "$PID" || true
+interrupt KILL "qemu-img commit" delete big b3
 for _ in $(seq 500); do pgrep -f "qemu-img commit" >/dev/null || break; sleep 0.01; done
 expect 8 "create before recover, after kill -9 mid-commit" -- create big --name b4
 ok "recover after kill -9 mid-commit" recover big
