@@ -45,11 +45,70 @@ static void canon(const char *in, char *out, size_t len)
   snprintf(out, len, "%s", in && realpath(in, real) ? real : in ? in : "");
 }
 
+static int run_json(q2_job *j, const char *cmd, json_t *args, int job, int complete)
+{
+  char *text = args ? json_dumps(args, JSON_COMPACT) : NULL;
+  int rc;
+  json_decref(args);
+  if (!text) return j->host->error(j->job, VMSNAP_E_NOMEM, "out of memory");
+  rc = job ? j->host->qmp_job(j->job, cmd, text, complete)
+           : j->host->qmp_command(j->job, cmd, text, NULL);
+  free(text);
+  return rc;
+}
+
+/* Block jobs that stopped but were not dismissed. Ours (an interrupted
+ * vmsnap started them with auto-dismiss off) are dismissed; one of ours that
+ * still runs makes the op wait for a retry; another client's concluded job
+ * is left alone and the op refused, because QEMU 7.2 crashes (the guest
+ * with it) on query-named-block-nodes while a concluded stream job is not
+ * dismissed (seen here). Called before every query-named-block-nodes. */
+static int settle_jobs(q2_job *j, const char *what)
+{
+  char *ret = NULL;
+  int rc = j->host->qmp_command(j->job, "query-jobs", "{}", &ret);
+  json_t *jobs = rc == 0 ? json_loads(ret ? ret : "", JSON_DECODE_ANY, NULL) : NULL;
+  size_t i;
+  json_t *o;
+
+  free(ret);
+  json_array_foreach(jobs, i, o)
+  {
+    const char *id = json_string_value(json_object_get(o, "id"));
+    const char *st = json_string_value(json_object_get(o, "status"));
+    if (!id || !st) continue;
+    if (strncmp(id, "vmsnap-", 7) != 0) {
+      if (strcmp(st, "concluded") == 0 && rc == 0)
+        rc = j->host->error(j->job, VMSNAP_E_BUSY,
+                            "%s: QEMU holds block job %s, concluded but not dismissed (another "
+                            "client's); QEMU 7.2 crashes when asked for its block nodes then; "
+                            "nothing was changed; dismiss it (QMP job-dismiss) and retry",
+                            what, id);
+      continue;
+    }
+    if (strcmp(st, "concluded") == 0) {
+      json_t *args = json_pack("{s:s}", "id", id);
+      run_json(j, "job-dismiss", args, 0, 0);
+      j->host->log(j->job, VMSNAP_LOG_INFO, "dismissed QEMU job %s left by an earlier run", id);
+    } else if (rc == 0) {
+      rc = j->host->error(j->job, VMSNAP_E_BUSY,
+                          "%s: QEMU still runs job %s (%s), started by an interrupted vmsnap; "
+                          "nothing was changed; wait until query-jobs shows it concluded, then "
+                          "retry",
+                          what, id, st);
+    }
+  }
+  json_decref(jobs);
+  return rc;
+}
+
 /* The qcow2 nodes QEMU has open (query-named-block-nodes). */
 static int qemu_nodes(q2_job *j, qnode **out, size_t *n)
 {
   char *ret = NULL;
-  int rc = j->host->qmp_command(j->job, "query-named-block-nodes", "{\"flat\":true}", &ret);
+  int rc = settle_jobs(j, "cannot read QEMU's block nodes");
+  if (rc == 0)
+    rc = j->host->qmp_command(j->job, "query-named-block-nodes", "{\"flat\":true}", &ret);
   json_t *arr = rc == 0 ? json_loads(ret ? ret : "", JSON_DECODE_ANY, NULL) : NULL;
   size_t i;
   json_t *o;
@@ -99,17 +158,6 @@ static qnode *top_of(qnode *v, size_t n, qnode *q)
   return q;
 }
 
-static int run_json(q2_job *j, const char *cmd, json_t *args, int job, int complete)
-{
-  char *text = args ? json_dumps(args, JSON_COMPACT) : NULL;
-  int rc;
-  json_decref(args);
-  if (!text) return j->host->error(j->job, VMSNAP_E_NOMEM, "out of memory");
-  rc = job ? j->host->qmp_job(j->job, cmd, text, complete)
-           : j->host->qmp_command(j->job, cmd, text, NULL);
-  free(text);
-  return rc;
-}
 
 /* ---- create -------------------------------------------------------------- */
 

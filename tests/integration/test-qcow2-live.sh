@@ -478,7 +478,20 @@ done
 assert_eq "$(qmp query-jobs)" "[]" "no job left in QEMU"
 assert_eq "$(recorded)" c1 "recorded snapshots after the cancelled delete"
 assert_no_journal "$KEY" "the cancelled delete"
+# A job an interrupted vmsnap left running in QEMU: the delete waits for it
+# (exit 4, named); once it concluded, the delete dismisses it and goes on.
+top=$(qmp query-block | python3 -c '
+import json, sys
+for d in json.load(sys.stdin):
+    if d.get("qdev", "").startswith("/machine/peripheral/vda/"): print(d["inserted"]["node-name"])')
+qmp block-stream "{\"job-id\": \"vmsnap-left\", \"device\": \"$top\", \"speed\": 1, \"auto-dismiss\": false}" >/dev/null ||
+  fail "cannot start a throttled block-stream"
+expect 4 "delete while a vmsnap job of an earlier run still runs" -- delete "$DOM" c1
+err_has "vmsnap-left" "the refusal names the job"
+qmp job-cancel '{"id": "vmsnap-left"}' >/dev/null || fail "job-cancel vmsnap-left"
+for _ in $(seq 100); do grep -q concluded <<<"$(qmp query-jobs)" && break; sleep 0.1; done
 ok "delete c1 for real" delete "$DOM" c1
+assert_eq "$(qmp query-jobs)" "[]" "the leftover job was dismissed"
 assert_eq "$(active_of vda)" "$LC/vmsnap-c1.qcow2" "vda after delete c1"
 stop_qemu
 assert_eq "$(first_mib "$LC/vmsnap-c1.qcow2")" 0x11 "the first MiB after the live merge"
