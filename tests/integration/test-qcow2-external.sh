@@ -17,7 +17,8 @@
 #   SIGINT while the delete streams a layer into its child: exit 5, the
 #   chain as before; SIGINT during a commit: the commit finishes (the
 #   snapshot's own layer is being overwritten), data intact;
-#   kill -9 during a commit, then recover; crashes inside create.
+#   kill -9 during a commit, then recover; create, revert and delete killed
+#   at each journal step (VMSNAP_CRASHPOINT), then recover.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 it_init test-qcow2-external
@@ -348,4 +349,43 @@ for point in create:journaled create:disks-made create:metadata-written; do
   qcheck "$CR" "$point + recover"
 done
 note "crashes inside create, then recover"
+
+# Revert and delete killed at each journal step: recover leaves the old
+# state or the new one, and every snapshot's data intact.
+write_pat "$CR" 0x11
+ok "c1" create crash --name c1 --disk "vda=$CR,format=qcow2,mode=external"
+keep_view "$CR" "$T/ref-c1.qcow2"
+write_pat "$CR" 0x22
+ok "c2" create crash --name c2
+keep_view "$CR" "$T/ref-c2.qcow2"
+for point in revert:journaled revert:staged revert:finishing revert:finished; do
+  write_pat "$CR" 0x33
+  keep_view "$CR" "$T/ref-before.qcow2"
+  RC=0
+  VMSNAP_CRASHPOINT=$point "$SNAPCTL" --state-dir "$ST" --plugin-dir "$PLUGIN_BUILD_DIR" \
+    --progress none revert crash c1 >"$OUT" 2>"$ERR" || RC=$?
+  [ "$RC" = 137 ] || { show_output; fail "$point: exited $RC, expected 137"; }
+  ok "$point: recover" recover crash
+  out=$(qemu-img compare -f qcow2 -F qcow2 "$CR" "$T/ref-c1.qcow2" 2>&1) ||
+    same_view "$CR" "$T/ref-before.qcow2" "$point + recover: neither the old nor the new state"
+  assert_eq "$(layers "$CR")" "vmsnap-c1.qcow2 vmsnap-c2.qcow2" "$point + recover: layers"
+  qcheck "$CR" "$point + recover"
+done
+check_all crash "$CR" "after the revert crashes" c2="$T/ref-c2.qcow2" c1="$T/ref-c1.qcow2"
+for point in delete:journaled delete:objects-removed; do
+  write_pat "$CR" 0x44
+  keep_view "$CR" "$T/ref-now.qcow2"
+  ok "c3" create crash --name c3
+  RC=0
+  VMSNAP_CRASHPOINT=$point "$SNAPCTL" --state-dir "$ST" --plugin-dir "$PLUGIN_BUILD_DIR" \
+    --progress none delete crash c2 >"$OUT" 2>"$ERR" || RC=$?
+  [ "$RC" = 137 ] || { show_output; fail "$point: exited $RC, expected 137"; }
+  ok "$point: recover" recover crash
+  assert_eq "$(names crash)" "c1 c3" "$point + recover: the delete finished"
+  check_all crash "$CR" "$point + recover" c3="$T/ref-now.qcow2" c1="$T/ref-c1.qcow2"
+  ok "back to c3" revert crash c3
+  ok "c2 again" create crash --name c2
+  ok "c3 out" delete crash c3
+done
+note "revert and delete killed at each journal step, then recover"
 it_done
