@@ -406,6 +406,14 @@ static int commit_into(q2_job *j, q2_node *layer, q2_node *child, const char *wh
   j->host->log(j->job, VMSNAP_LOG_INFO, "committing %s into %s", child->path, layer->path);
   if ((rc = q2_tool(j, argv, what, "the chain is whole; run `snapctl recover` to finish")) < 0)
     return rc;
+  if (j->info->flags & VMSNAP_JOB_RECOVERY) {
+    /* A commit killed half-way may have left clusters allocated and never
+     * used (leaks: wasted space, no harm); the image is ours and idle. */
+    const char *fix[] = {"qemu-img", "check", "-q", "-r", "leaks", "-f", "qcow2", layer->path, NULL};
+    if (q2_tool(j, fix, what, "") < 0)
+      j->host->warn(j->job, "%s may hold leaked clusters; `qemu-img check -r leaks -f qcow2 %s` "
+                    "reclaims them", layer->path, layer->path);
+  }
   /* The merged image takes the child's owner and mode (the disk's). */
   if (stat(child->path, &sb) == 0) {
     if (chown(layer->path, sb.st_uid, sb.st_gid) < 0) { /* best effort */

@@ -278,9 +278,9 @@ bg() { # bg ARGS...: snapctl in the background, PID set
     >"$OUT" 2>"$ERR" &
   PID=$!
 }
-wait_tool() { # wait_tool PATTERN: until a qemu-img matching it runs
+wait_tool() { # wait_tool PATTERN: until a qemu-img matching it runs on this test's files
   for _ in $(seq 3000); do
-    pgrep -f "$1" >/dev/null && return 0
+    pgrep -f "$1 .*$T/" >/dev/null && return 0
     kill -0 "$PID" 2>/dev/null || return 1
     sleep 0.01
   done
@@ -319,7 +319,7 @@ ok "big b3" create big --name b3
 write_pat "$BIG" 0x44 0 300M
 keep_view "$BIG" "$T/ref-big.qcow2"
 interrupt KILL "qemu-img commit" delete big b3
-for _ in $(seq 500); do pgrep -f "qemu-img commit" >/dev/null || break; sleep 0.01; done
+for _ in $(seq 500); do pgrep -f "qemu-img commit .*$T/" >/dev/null || break; sleep 0.01; done
 expect 8 "create before recover, after kill -9 mid-commit" -- create big --name b4
 ok "recover after kill -9 mid-commit" recover big
 assert_eq "$(names big)" b1 "after recover"
