@@ -51,6 +51,7 @@ static void add_foreign(vmsnap_op *op, store_domain *sd, json_t *snaps, json_t *
     const plugin *pl = jstr(disk, "backend") ? loader_find(op->ctx, jstr(disk, "backend")) : NULL;
     if (!pl || !pl->ops.list) continue;
     vmsnap_job *job = job_new(op, 0, pl, disk, NULL, VMSNAP_JOB_LIST, NULL, NULL, 0);
+    if (job) job->siblings = json_incref(snaps); /* every recorded snapshot of the disk */
     if (job && jobs_run(&job, 1, STEP_LIST, NULL, &err) == 0) {
       size_t k;
       json_t *e;

@@ -478,7 +478,7 @@ int q2_ext_revert_abort(q2_job *j)
  * an unnamed one kept for the images that depend on it. */
 void q2_ext_list(q2_job *j)
 {
-  char what[PATH_MAX + 64], name[512], tag[PATH_MAX], note[PATH_MAX + 128];
+  char what[PATH_MAX + 64], name[512], tag[PATH_MAX], note[PATH_MAX + 128], obj[PATH_MAX + 32];
   q2_chain c;
 
   snprintf(what, sizeof(what), "cannot list the layers of %s", j->image);
@@ -489,11 +489,17 @@ void q2_ext_list(q2_job *j)
     size_t kids = q2_chain_children(&c, v->path, NULL);
     struct stat sb;
     snprintf(tag, sizeof(tag), "%.*s", (int)(strlen(base) - 6), base);
-    snprintf(note, sizeof(note), "external layer%s%s; %zu image(s) depend on it",
-             v->backing ? ", backed by " : "", v->backing ? v->backing : "", kids);
+    /* A layer no snapshot names any more (its snapshot was deleted while
+     * several images depended on it) is named apart: the records of those
+     * images name its path as their backing, which would hide it. */
+    int unnamed = v->record < 0;
+    snprintf(obj, sizeof(obj), "%s%s", unnamed ? "unnamed layer " : "", v->path);
+    snprintf(note, sizeof(note), "%s layer%s%s; %zu image(s) depend on it",
+             unnamed ? "unnamed" : "external", v->backing ? ", backed by " : "",
+             v->backing ? v->backing : "", kids);
     vmsnap_list_entry e = {
         .struct_size = sizeof(e),
-        .object = v->path,
+        .object = obj,
         .snapshot_name = q2_decode_tag(tag, name, sizeof(name)) ? name : NULL,
         .ctime_sec = stat(v->path, &sb) == 0 ? sb.st_mtime : 0,
         .size = v->allocated,
