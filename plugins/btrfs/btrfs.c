@@ -9,6 +9,8 @@
 #include <btrfsutil.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 
 /* Above dd (10), which reflinks files on btrfs but cannot take a directory. */
 #define BT_SCORE 60
@@ -32,10 +34,14 @@ static int bt_probe(const vmsnap_disk *disk)
   if (!disk || !disk->source || disk->is_block_device || disk->live) return 0;
   if (disk->format && strcmp(disk->format, "raw") != 0) return 0;
   if (disk->mode && strcmp(disk->mode, "internal") != 0) return 0;
-  /* A plain file on btrfs is dd's (a reflink copy); a subvolume is ours. */
-  if (stat(disk->source, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_ino != BT_SUBVOL_INO)
-    return 0;
-  return btrfs_util_is_subvolume(disk->source) == BTRFS_UTIL_OK ? BT_SCORE : 0;
+  /* A plain file on btrfs is dd's (a reflink copy); a subvolume is ours. A
+   * plain directory on btrfs no backend takes: answer 1 so that prepare
+   * says what to do (make it a subvolume). */
+  if (stat(disk->source, &st) < 0 || !S_ISDIR(st.st_mode)) return 0;
+  if (st.st_ino == BT_SUBVOL_INO && btrfs_util_is_subvolume(disk->source) == BTRFS_UTIL_OK)
+    return BT_SCORE;
+  struct statfs sf;
+  return statfs(disk->source, &sf) == 0 && sf.f_type == BTRFS_SUPER_MAGIC ? 1 : 0;
 }
 
 static uint64_t bt_capabilities(const vmsnap_disk *disk)
