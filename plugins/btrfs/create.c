@@ -1,0 +1,242 @@
+/* create.c — making and removing a snapshot: a read-only btrfs snapshot of
+ * the disk's subvolume, named from the snapshot name (the vmsnap mark). */
+#define _GNU_SOURCE
+#include "btrfs.h"
+
+#include <btrfsutil.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char nothing[] = "nothing was changed";
+
+/* Opens the disk's subvolume at live and fills sv; refuses what is not one. */
+static int open_live(const bt_job *j, const char *live, bt_subvol *sv)
+{
+  int fd = bt_open_subvol(live, sv);
+  if (fd == -EINVAL)
+    return j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
+                          "disk %s: %s is not a btrfs subvolume; make it one (btrfs subvolume "
+                          "create), or use a backend for files (dd); %s", j->target, live,
+                          nothing);
+  if (fd < 0)
+    return bt_fail(j, bt_errno_code(-fd), -fd, "disk %s: cannot open the subvolume %s; %s",
+                   j->target, live, nothing);
+  return fd;
+}
+
+int bt_prepare_create(const bt_job *j)
+{
+  const vmsnap_job_info *info = j->info;
+  char live[PATH_MAX], loc[PATH_MAX], snap[PATH_MAX], dir[PATH_MAX];
+  bt_subvol sv;
+  int rc, fd = -1, dfd = -1;
+
+  if (!info->object_name || !*info->object_name || strchr(info->object_name, '/') ||
+      strlen(info->object_name) > NAME_MAX)
+    return j->host->error(j->job, VMSNAP_E_INVALID, "disk %s: unusable object name \"%s\"",
+                          j->target, info->object_name ? info->object_name : "");
+  if ((rc = bt_live_path(j, live, sizeof live)) < 0 ||
+      (rc = bt_location(j, live, loc, sizeof loc)) < 0)
+    return rc;
+  if (bt_join(snap, sizeof snap, loc, info->object_name) < 0)
+    return j->host->error(j->job, VMSNAP_E_INVALID, "disk %s: the path of the snapshot in %s is "
+                          "too long; %s", j->target, loc, nothing);
+  if ((fd = rc = open_live(j, live, &sv)) < 0) goto out;
+  if ((rc = bt_check_writable(j, fd, live, nothing)) < 0 ||
+      (rc = bt_check_nested(j, fd, live, "a snapshot")) < 0 ||
+      (rc = bt_check_space(j, fd, live, "a snapshot")) < 0 ||
+      (rc = bt_check_can_delete(j, fd, live)) < 0)
+    goto out;
+  struct stat st;
+  if (lstat(snap, &st) == 0) {
+    rc = j->host->error(j->job, VMSNAP_E_EXISTS,
+                        "disk %s: %s exists and was not made by this snapshot; vmsnap never "
+                        "replaces it: move it away, or choose another snapshot name; %s",
+                        j->target, snap, nothing);
+    goto out;
+  }
+  /* file=DIR must exist on the same btrfs: a snapshot cannot leave its
+   * filesystem. The default location is made by create, beside the disk. */
+  if (info->disk->file) {
+    if ((dfd = open(loc, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+      rc = bt_fail(j, VMSNAP_E_NOT_FOUND, errno, "disk %s: file=%s is not a usable directory; "
+                   "create it on the btrfs that holds %s; %s", j->target, loc, live, nothing);
+      goto out;
+    }
+    if (bt_same_fs(fd, dfd) != 1) {
+      rc = j->host->error(j->job, VMSNAP_E_INVALID,
+                          "disk %s: file=%s is not on the btrfs that holds %s; a btrfs "
+                          "snapshot stays on its filesystem: choose a directory there; %s",
+                          j->target, loc, live, nothing);
+      goto out;
+    }
+  } else if (bt_parent_dir(live, dir, sizeof dir) == 0 && access(dir, W_OK) < 0) {
+    rc = bt_fail(j, VMSNAP_E_UNSUPPORTED, errno, "disk %s: cannot write beside %s in %s; "
+                 "give the disk file=DIR on the same btrfs; %s", j->target, live, dir, nothing);
+    goto out;
+  }
+  if ((rc = j->host->set(j->job, "subvol", snap)) < 0 ||
+      (rc = bt_set_u64(j, "source-id", sv.id)) < 0 ||
+      (rc = j->host->set(j->job, "source-uuid", sv.uuid)) < 0)
+    goto out;
+  rc = 0;
+out:
+  if (fd >= 0) close(fd);
+  if (dfd >= 0) close(dfd);
+  return rc;
+}
+
+/* A delete is journaled after its prepare and must then complete: refuse
+ * here what would make remove fail. A missing snapshot is no reason. */
+int bt_prepare_delete(const bt_job *j)
+{
+  const char *snap = j->host->get(j->job, "subvol");
+  char dir[PATH_MAX];
+  if (!snap || bt_parent_dir(snap, dir, sizeof dir) < 0) return 0;
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  int rc = bt_check_writable(j, fd, snap, nothing);
+  if (!rc) rc = bt_check_can_delete(j, fd, snap);
+  close(fd);
+  return rc;
+}
+
+static double now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Makes the snapshot, then reads back what it is. Returns 0 or a code. */
+static int snapshot_into(const bt_job *j, int srcfd, int locfd, const char *live,
+                         const char *snap)
+{
+  const char *name = bt_base_name(snap);
+  enum btrfs_util_error e = btrfs_util_create_snapshot_fd2(
+      srcfd, locfd, name, BTRFS_UTIL_CREATE_SNAPSHOT_READ_ONLY, NULL, NULL);
+  if (e) {
+    int err = errno;
+    /* Nothing is made when the ioctl fails; be sure no half remains. */
+    bt_subvol leftover;
+    int lfd = bt_open_subvol_at(locfd, name, &leftover);
+    if (lfd >= 0) {
+      close(lfd);
+      if (bt_is_ours(j, &leftover)) btrfs_util_delete_subvolume_fd(locfd, name, 0);
+    }
+    return j->host->error(j->job, bt_errno_code(err),
+                          "disk %s: cannot snapshot %s into %s: %s (%s); %s; nothing was "
+                          "left behind", j->target, live, snap, strerror(err),
+                          btrfs_util_strerror(e),
+                          err == ENOSPC || err == EDQUOT
+                              ? "the btrfs is full: free some space (a deleted snapshot's "
+                                "space comes back once the btrfs cleaner ran)"
+                          : err == EEXIST ? "move the existing entry away"
+                                          : "check the filesystem (dmesg)");
+  }
+  bt_subvol sv;
+  int fd = bt_open_subvol_at(locfd, name, &sv);
+  if (fd < 0)
+    return bt_fail(j, VMSNAP_E_BACKEND, -fd, "disk %s: the new snapshot %s cannot be read "
+                   "back; run snapctl recover", j->target, snap);
+  close(fd);
+  int rc = bt_set_u64(j, "subvol-id", sv.id);
+  if (!rc) rc = j->host->set(j->job, "subvol-uuid", sv.uuid);
+  return rc;
+}
+
+int bt_create(vmsnap_job *job, const vmsnap_job_info *info)
+{
+  bt_job j = {job, info->host, info, info->disk->target};
+  const char *snap = info->host->get(job, "subvol");
+  char live[PATH_MAX], loc[PATH_MAX];
+  bt_subvol sv;
+  int rc, srcfd = -1, locfd = -1;
+
+  if (!snap)
+    return info->host->error(job, VMSNAP_E_INVALID, "disk %s: no snapshot path was recorded; "
+                             "prepare must run before create", j.target);
+  if ((rc = bt_live_path(&j, live, sizeof live)) < 0) return rc;
+  if ((srcfd = rc = open_live(&j, live, &sv)) < 0) return rc;
+  const char *src_uuid = info->host->get(job, "source-uuid");
+  if (src_uuid && strcmp(src_uuid, sv.uuid) != 0) {
+    rc = info->host->error(job, VMSNAP_E_BUSY, "disk %s: %s was replaced by another subvolume "
+                           "since the snapshot was prepared; try again", j.target, live);
+    goto out;
+  }
+  /* Flush first: the snapshot holds what reached the filesystem, and
+   * after large writes that is most of the time (reported as progress). */
+  info->host->log(job, VMSNAP_LOG_INFO, "disk %s: flushing %s", j.target, live);
+  info->host->progress(job, 0, 2);
+  double t0 = now_ms();
+  if (syncfs(srcfd) < 0) {
+    rc = bt_fail(&j, VMSNAP_E_IO, errno, "disk %s: flushing %s failed; the disk's last writes "
+                 "may not be on storage; check dmesg; nothing was changed", j.target, live);
+    goto out;
+  }
+  double t1 = now_ms();
+  info->host->progress(job, 1, 2);
+  if (info->host->cancelled(job)) {
+    rc = info->host->error(job, VMSNAP_E_CANCELLED, "disk %s: cancelled after flushing; nothing "
+                           "was made", j.target);
+    goto out;
+  }
+  if (bt_parent_dir(snap, loc, sizeof loc) < 0 ||
+      (locfd = rc = bt_open_location(&j, live, loc)) < 0)
+    goto out;
+  rc = snapshot_into(&j, srcfd, locfd, live, snap);
+  if (rc < 0) {
+    bt_rmdir_location(&j, snap);
+    goto out;
+  }
+  info->host->progress(job, 2, 2);
+  info->host->log(job, VMSNAP_LOG_INFO, "disk %s: snapshot %s: flush %.1f ms, snapshot %.1f ms",
+                  j.target, snap, t1 - t0, now_ms() - t1);
+out:
+  if (srcfd >= 0) close(srcfd);
+  if (locfd >= 0) close(locfd);
+  return rc;
+}
+
+int bt_remove(vmsnap_job *job, const vmsnap_job_info *info)
+{
+  bt_job j = {job, info->host, info, info->disk->target};
+  const char *snap = info->host->get(job, "subvol");
+  char dir[PATH_MAX];
+  bt_subvol sv;
+
+  /* Nothing recorded: prepare never got that far, nothing was made. */
+  if (!snap || bt_parent_dir(snap, dir, sizeof dir) < 0) return 0;
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0 && errno == ENOENT) return 0;
+  if (dfd < 0)
+    return bt_fail(&j, VMSNAP_E_BACKEND, errno, "disk %s: cannot open %s to delete the "
+                   "snapshot %s; fix its permissions and run the delete again", j.target, dir,
+                   snap);
+  int rc = 0, fd = bt_open_subvol_at(dfd, bt_base_name(snap), &sv);
+  if (fd == -ENOENT) goto gone;
+  if (fd == -EINVAL || (fd >= 0 && !bt_is_ours(&j, &sv))) {
+    info->host->warn(job, "left %s in place: it is not the subvolume this snapshot made; "
+                     "delete it yourself if it is not needed", snap);
+    goto gone;
+  }
+  if (fd < 0) {
+    rc = bt_fail(&j, VMSNAP_E_BACKEND, -fd, "disk %s: cannot open the snapshot %s; fix this "
+                 "and run the delete again", j.target, snap);
+    goto out;
+  }
+  close(fd);
+  if ((rc = bt_delete_at(&j, dfd, bt_base_name(snap), snap)) < 0) goto out;
+  if (info->kind == VMSNAP_JOB_DELETE)
+    info->host->warn(job, "deleted %s; btrfs frees its space in the background (the "
+                     "cleaner), so free space grows over the next seconds", snap);
+gone:
+  bt_rmdir_location(&j, snap);
+out:
+  close(dfd);
+  return rc;
+}
