@@ -35,10 +35,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include <vmsnap/vmsnap-plugin.h>
-#pragma GCC diagnostic pop
 
 #define BT_MARK "vmsnap-"
 #define BT_TOP_DIR ".vmsnap"

@@ -16,12 +16,7 @@
 #include <limits.h>
 #include <sys/stat.h>
 
-/* vmsnap-plugin.h has a slash-star inside a comment (-Wcomment); until
- * it is fixed there, keep -Werror builds of this plugin going. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include <vmsnap/vmsnap-plugin.h>
-#pragma GCC diagnostic pop
 
 #include "copy.h"
 

@@ -21,10 +21,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include <vmsnap/vmsnap-plugin.h>
-#pragma GCC diagnostic pop
 
 #define MiB (1024ull * 1024)
 
