@@ -234,12 +234,14 @@ static void follow_served(create_state *c, json_t *remembered)
   json_decref(served);
 }
 
+/* The updates to other snapshots, the new document and domain.json are
+ * written as one batch: recover undoes any part of it. */
 static int record(create_state *c)
 {
+  store_batch_begin(c->sd);
   int rc = apply_other_updates(c->sd, c->snaps, c->jobs, c->njobs, c->journal, c->err);
   if (!rc && !(c->op->flags & VMSNAP_CREATE_NO_METADATA)) {
     rc = store_write_snapshot(c->sd, c->doc, c->err);
-    crashpoint("create:metadata-written");
     json_t *remembered = json_array();
     size_t i;
     json_t *d;
@@ -251,8 +253,10 @@ static int record(create_state *c)
     json_object_set_new(c->sd->doc, "driver", json_string(c->dom->drv->scheme));
     if (c->dom->address) json_object_set_new(c->sd->doc, "address", json_string(c->dom->address));
     if (!rc) rc = store_write_domain(c->sd, c->err);
-    crashpoint("create:domain-written");
   }
+  rc = store_batch_end(c->sd, rc, c->err);
+  crashpoint("create:metadata-written");
+  crashpoint("create:domain-written");
   if (!rc) rc = store_journal_clear(c->sd, c->err);
   return rc;
 }

@@ -62,6 +62,10 @@ int delete_one(vmsnap_op *op, store_domain *sd, json_t *snaps, json_t *journal,
 {
   json_t *doc = store_find_by_uuid(snaps, uuid);
   if (!doc) return 0; /* already gone (recover repeating a delete) */
+  /* The updates and the re-parented documents are one batch (recover
+   * writes them again); the victim's document goes only once they are
+   * durable, since recover skips a victim whose document is gone. */
+  store_batch_begin(sd);
   if (!metadata_only) {
     vmsnap_job **jobs;
     size_t n;
@@ -72,10 +76,11 @@ int delete_one(vmsnap_op *op, store_domain *sd, json_t *snaps, json_t *journal,
       if (!rc) rc = apply_other_updates(sd, snaps, jobs, n, journal, err);
     }
     jobs_free(jobs, n);
-    if (rc) return rc;
+    if (rc) return store_batch_end(sd, rc, err);
   }
   crashpoint("delete:objects-removed");
   int rc = reparent(sd, snaps, uuid, err);
+  rc = store_batch_end(sd, rc, err);
   if (!rc) rc = store_remove_snapshot(sd, uuid, err);
   if (!rc) {
     size_t i;

@@ -99,6 +99,7 @@ fail:
 void store_close(store_domain *d)
 {
   if (!d) return;
+  fs_batch_discard(&d->batch); /* never committed: an error path */
   if (d->lockfd >= 0) close(d->lockfd); /* releases the flock */
   if (d->snapdirfd >= 0) close(d->snapdirfd);
   if (d->dirfd >= 0) close(d->dirfd);
@@ -108,9 +109,28 @@ void store_close(store_domain *d)
   free(d);
 }
 
+static int write_json(store_domain *d, int dirfd, const char *name, json_t *doc, vs_err *err)
+{
+  if (d->batching) return fs_batch_json(&d->batch, dirfd, name, doc, err);
+  return fs_write_json(dirfd, name, doc, err);
+}
+
+void store_batch_begin(store_domain *d)
+{
+  d->batching = 1;
+}
+
+int store_batch_end(store_domain *d, int rc, vs_err *err)
+{
+  d->batching = 0;
+  if (!rc) return fs_batch_commit(&d->batch, err);
+  fs_batch_discard(&d->batch);
+  return rc;
+}
+
 int store_write_domain(store_domain *d, vs_err *err)
 {
-  return fs_write_json(d->dirfd, "domain.json", d->doc, err);
+  return write_json(d, d->dirfd, "domain.json", d->doc, err);
 }
 
 static int by_ctime(const void *a, const void *b)
@@ -169,7 +189,7 @@ int store_write_snapshot(store_domain *d, json_t *doc, vs_err *err)
 {
   char name[64];
   snprintf(name, sizeof name, "%s.json", jstr(doc, "uuid"));
-  return fs_write_json(d->snapdirfd, name, doc, err);
+  return write_json(d, d->snapdirfd, name, doc, err);
 }
 
 int store_remove_snapshot(store_domain *d, const char *uuid, vs_err *err)

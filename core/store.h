@@ -11,6 +11,23 @@
 
 #include "internal.h"
 
+/* Independent atomic writes made durable together (fs_batch_*): every
+ * temporary file is written, then all are flushed, renamed, and each
+ * directory flushed once, so a journaling filesystem commits them in one
+ * go instead of one commit per file. A crash leaves each file old or new
+ * on its own: only writes that the journal covers in any combination may
+ * share a batch. */
+#define FS_BATCH_MAX 64
+typedef struct fs_batch_item {
+  int dirfd;
+  char *name;
+  int fd; /* the written, not yet flushed temporary file */
+} fs_batch_item;
+typedef struct fs_batch {
+  fs_batch_item items[FS_BATCH_MAX];
+  size_t n;
+} fs_batch;
+
 typedef struct store_domain {
   vmsnap_ctx *ctx;
   char *name;     /* the domain key (validated) */
@@ -19,6 +36,8 @@ typedef struct store_domain {
   int snapdirfd;  /* <dir>/snapshots */
   int lockfd;     /* -1 when opened read-only */
   json_t *doc;    /* domain.json, or a fresh one */
+  fs_batch batch; /* writes held back between store_batch_begin and _commit */
+  int batching;
 } store_domain;
 
 enum { STORE_READ = 0, STORE_WRITE = 1, STORE_CREATE = 2 };
@@ -30,6 +49,15 @@ int store_open(vmsnap_ctx *ctx, const char *domain, int mode,
                store_domain **out, vs_err *err);
 void store_close(store_domain *d);
 int store_write_domain(store_domain *d, vs_err *err);
+
+/* Between these, store_write_snapshot and store_write_domain only write
+ * temporary files; commit makes them all durable at once, in any order
+ * (see fs_batch). Anything that must follow them in time (removing a
+ * document, clearing the journal) comes after the commit. */
+void store_batch_begin(store_domain *d);
+/* Commits the batch when rc is 0, else drops its temporary files;
+ * returns the first error. */
+int store_batch_end(store_domain *d, int rc, vs_err *err);
 
 /* Every snapshot document of the domain, ordered by creation time. */
 int store_load_snapshots(store_domain *d, json_t **arr, vs_err *err);
@@ -52,6 +80,10 @@ int store_list_domains(vmsnap_ctx *ctx, json_t **names, vs_err *err);
 int fs_write_atomic(int dirfd, const char *name, const char *data, size_t len,
                     mode_t mode, vs_err *err);
 int fs_write_json(int dirfd, const char *name, json_t *doc, vs_err *err);
+/* Writes the temporary file of name now; fs_batch_commit installs it. */
+int fs_batch_json(fs_batch *b, int dirfd, const char *name, json_t *doc, vs_err *err);
+int fs_batch_commit(fs_batch *b, vs_err *err);
+void fs_batch_discard(fs_batch *b); /* removes the temporary files */
 int fs_read_json(int dirfd, const char *name, json_t **out, vs_err *err);
 int fs_mkdir_p(const char *path, mode_t mode, vs_err *err);
 
