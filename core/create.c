@@ -272,6 +272,7 @@ static int create_body(vmsnap_op *op)
   /* Disks named now are checked before anything is written anywhere. */
   if (!rc && json_array_size(given)) rc = disks_resolve(op->ctx, given, c.err);
   if (!rc) rc = store_open(op->ctx, c.dom->key, STORE_CREATE, &c.sd, c.err);
+  op->store = c.sd;
   if (!rc) rc = store_check_no_journal(c.sd, c.err);
   if (!rc) rc = store_load_snapshots(c.sd, &c.snaps, c.err);
   if (!rc) rc = check_request(&c);
@@ -295,6 +296,7 @@ static int create_body(vmsnap_op *op)
   json_decref(c.journal);
   json_decref(c.disks);
   json_decref(c.snaps);
+  op->store = NULL;
   store_close(c.sd);
   op->dom = NULL;
   domain_ref_free(c.dom);

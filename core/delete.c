@@ -117,7 +117,7 @@ static int delete_body(vmsnap_op *op)
   delete_state c = {.op = op, .err = &op->err, .victims = json_array()};
   json_t *doc = NULL, *journal = NULL;
   int rc = open_for_write(op, &c.dom, &c.sd, &c.snaps);
-  if (!rc && !(doc = find_snapshot(c.snaps, c.dom->key, op->name, c.err))) rc = c.err->code;
+  if (!rc && !(doc = find_snapshot(c.sd, c.snaps, c.dom->key, op->name, c.err))) rc = c.err->code;
   if (rc) goto out;
   const char *uuid = jstr(doc, "uuid");
   if (op->flags & (VMSNAP_DELETE_CHILDREN | VMSNAP_DELETE_CHILDREN_ONLY))
@@ -154,6 +154,7 @@ out:
   json_decref(journal);
   json_decref(c.victims);
   json_decref(c.snaps);
+  op->store = NULL;
   store_close(c.sd);
   op->dom = NULL;
   domain_ref_free(c.dom);

@@ -157,7 +157,7 @@ static int revert_body(vmsnap_op *op)
   revert_state c = {.op = op, .err = &op->err};
   int rc = open_for_write(op, &c.dom, &c.sd, &c.snaps);
   if (!rc) rc = check_stopped(&c);
-  if (!rc && !(c.doc = find_snapshot(c.snaps, c.dom->key, op->name, c.err))) rc = c.err->code;
+  if (!rc && !(c.doc = find_snapshot(c.sd, c.snaps, c.dom->key, op->name, c.err))) rc = c.err->code;
   if (!rc && json_is_true(json_object_get(c.doc, "foreign")))
     rc = err_set(c.err, VMSNAP_E_UNSUPPORTED, "snapshot '%s' was not made by vmsnap", op->name);
   if (!rc) rc = stage(&c);
@@ -168,6 +168,7 @@ static int revert_body(vmsnap_op *op)
   free(c.staged);
   json_decref(c.journal);
   json_decref(c.snaps);
+  op->store = NULL;
   store_close(c.sd);
   op->dom = NULL;
   domain_ref_free(c.dom);
