@@ -158,7 +158,11 @@ int snapshot_has_children(json_t *snaps, const char *uuid)
 
 vmsnap_snapshot *snapshot_result(json_t *doc, json_t *snaps)
 {
-  json_t *index = snapshots_by_uuid(snaps);
+  /* One parent to look up: a search, not an index of every snapshot. */
+  json_t *index = json_object();
+  const char *parent = jstr(doc, "parent");
+  json_t *p = parent ? store_find_by_uuid(snaps, parent) : NULL;
+  if (p) json_object_set(index, parent, p);
   vmsnap_snapshot *s = snapshot_for_result(doc, index, jstr(doc, "uuid"));
   json_decref(index);
   return s;

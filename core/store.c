@@ -146,16 +146,19 @@ int store_write_domain(store_domain *d, vs_err *err)
   return write_json(d, d->dirfd, "domain.json", d->doc, err);
 }
 
+/* Creation order (then name), from keys read once per document. */
+typedef struct sort_key {
+  json_int_t sec, nsec;
+  const char *name;
+  json_t *doc;
+} sort_key;
+
 static int by_ctime(const void *a, const void *b)
 {
-  json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-  json_int_t xs = json_integer_value(json_object_get(json_object_get(x, "ctime"), "sec"));
-  json_int_t ys = json_integer_value(json_object_get(json_object_get(y, "ctime"), "sec"));
-  json_int_t xn = json_integer_value(json_object_get(json_object_get(x, "ctime"), "nsec"));
-  json_int_t yn = json_integer_value(json_object_get(json_object_get(y, "ctime"), "nsec"));
-  if (xs != ys) return xs < ys ? -1 : 1;
-  if (xn != yn) return xn < yn ? -1 : 1;
-  return strcmp(jstr(x, "name"), jstr(y, "name"));
+  const sort_key *x = a, *y = b;
+  if (x->sec != y->sec) return x->sec < y->sec ? -1 : 1;
+  if (x->nsec != y->nsec) return x->nsec < y->nsec ? -1 : 1;
+  return strcmp(x->name, y->name);
 }
 
 int store_load_snapshots(store_domain *d, json_t **arr, vs_err *err)
@@ -165,9 +168,21 @@ int store_load_snapshots(store_domain *d, json_t **arr, vs_err *err)
   *arr = NULL;
   int rc = store_index_load(d, &docs, &n, err);
   if (rc) return rc;
-  qsort(docs, n, sizeof *docs, by_ctime);
-  json_t *out = json_array();
-  for (size_t i = 0; i < n; i++) json_array_append_new(out, docs[i]);
+  sort_key *keys = malloc((n ? n : 1) * sizeof *keys);
+  json_t *out = keys ? json_array() : NULL;
+  for (size_t i = 0; keys && i < n; i++) {
+    json_t *ctime = json_object_get(docs[i], "ctime");
+    const char *name = jstr(docs[i], "name");
+    keys[i] = (sort_key){json_integer_value(json_object_get(ctime, "sec")),
+                         json_integer_value(json_object_get(ctime, "nsec")),
+                         name ? name : "", docs[i]};
+  }
+  if (keys) qsort(keys, n, sizeof *keys, by_ctime);
+  for (size_t i = 0; i < n; i++) {
+    if (out) json_array_append(out, keys[i].doc);
+    json_decref(docs[i]);
+  }
+  free(keys);
   free(docs);
   if (!out) return err_set(err, VMSNAP_E_NOMEM, "out of memory");
   *arr = out;

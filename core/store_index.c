@@ -147,12 +147,22 @@ static int known_from_doc(store_known *k, const char *file, const struct stat *s
   return 1;
 }
 
+/* Built key by key: json_pack parses its format for every document. */
 static json_t *light_doc(const store_known *k)
 {
-  json_t *doc = json_pack("{s:s, s:s, s:{s:I, s:I}}", "uuid", k->uuid, "name", k->name,
-                          "ctime", "sec", (json_int_t)k->csec, "nsec", (json_int_t)k->cnsec);
-  if (doc && !k->parent_absent)
-    json_object_set_new(doc, "parent", k->parent ? json_string(k->parent) : json_null());
+  json_t *doc = json_object(), *ctime = json_object();
+  if (!doc || !ctime || json_object_set_new_nocheck(doc, "ctime", ctime) ||
+      json_object_set_new_nocheck(ctime, "sec", json_integer(k->csec)) ||
+      json_object_set_new_nocheck(ctime, "nsec", json_integer(k->cnsec)) ||
+      json_object_set_new_nocheck(doc, "uuid", json_string(k->uuid)) ||
+      json_object_set_new_nocheck(doc, "name", json_string(k->name)) ||
+      (!k->parent_absent &&
+       json_object_set_new_nocheck(doc, "parent",
+                                   k->parent ? json_string(k->parent) : json_null()))) {
+    if (!doc) json_decref(ctime);
+    json_decref(doc);
+    return NULL;
+  }
   return doc;
 }
 
