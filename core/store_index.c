@@ -428,8 +428,9 @@ static store_entry *entry_of(store_domain *d, json_t *doc)
   return NULL;
 }
 
-/* Reads the whole document under a light one; keys set in memory since
- * (a new parent…) are kept. */
+/* Reads the whole document under a light one. A writer keeps the keys it
+ * set in memory since (a new parent…); a reader takes the file as it is
+ * now (a writer may have changed it since the load). */
 static int expand(store_domain *d, store_entry *e, vs_err *err)
 {
   json_t *full;
@@ -438,7 +439,7 @@ static int expand(store_domain *d, store_entry *e, vs_err *err)
     return err_set(err, VMSNAP_E_IO, "snapshot document %s/snapshots/%s was removed meanwhile; "
                    "try again", d->dir, e->file);
   if (rc) return rc;
-  if (json_object_update_missing(e->doc, full)) {
+  if ((d->lockfd >= 0 ? json_object_update_missing : json_object_update)(e->doc, full)) {
     json_decref(full);
     return err_set(err, VMSNAP_E_NOMEM, "out of memory");
   }

@@ -447,6 +447,29 @@ static void test_index_damaged(void **state)
   free(good);
 }
 
+/* A reader making a light document whole takes the file as it is now: a
+ * writer may have changed it since the reader loaded. */
+static void test_index_reader_sees_file(void **state)
+{
+  fixture *f = *state;
+  store_domain *r, *w;
+  vs_err err = {0};
+  write_three(f, "ix6");
+  json_t *arr = load(f, "ix6", STORE_READ, &r);
+  json_t *warr = load(f, "ix6", STORE_WRITE, &w);
+  json_t *wb = json_array_get(warr, 1);
+  json_object_set_new(wb, "name", json_string("renamed"));
+  assert_int_equal(store_write_snapshot(w, wb, &err), 0);
+  json_decref(warr);
+  store_close(w);
+  json_t *b = json_array_get(arr, 1);
+  assert_string_equal(jstr(b, "name"), "b"); /* as loaded */
+  assert_int_equal(store_doc(r, b, &err), 0);
+  assert_string_equal(jstr(b, "name"), "renamed");
+  json_decref(arr);
+  store_close(r);
+}
+
 /* A batch: nothing in place before its end, everything after; an error
  * drops its temporary files. */
 static void test_batch(void **state)
@@ -496,6 +519,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_index_write_light_keeps_document, setup, teardown),
     cmocka_unit_test_setup_teardown(test_index_disagrees_with_documents, setup, teardown),
     cmocka_unit_test_setup_teardown(test_index_damaged, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_index_reader_sees_file, setup, teardown),
     cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
