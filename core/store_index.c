@@ -35,6 +35,9 @@
 
 #define INDEX_NAME ".index"
 #define INDEX_MAGIC "vmsnap-index 1"
+/* Below this many documents parsing them all costs about what keeping the
+ * index does (its write, and the write-back the next op's fsync pays). */
+#define INDEX_MIN_DOCS 32
 
 struct store_known {
   char *file;
@@ -582,7 +585,8 @@ void store_index_removed(store_domain *d, const char *file)
  * file renamed into place, no fsync. */
 void store_index_save(store_domain *d)
 {
-  if (d->lockfd < 0 || !d->index_complete || !d->index_dirty || !d->nknown) return;
+  if (d->lockfd < 0 || !d->index_complete || !d->index_dirty || d->nknown < INDEX_MIN_DOCS)
+    return;
   size_t cap = 256 + d->nknown * 256, len = 0;
   char *buf = malloc(cap);
   for (size_t i = 0; buf && i < d->nknown; i++) {

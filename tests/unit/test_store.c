@@ -231,8 +231,12 @@ static void snap_path(fixture *f, const char *dom, const char *file, char *path,
   snprintf(path, len, "%s/state/domains/%s/snapshots/%s", f->dir, dom, file);
 }
 
-/* Three documents written by one writer session; the index is saved when
- * it closes. */
+/* Small domains keep no index: FILL more documents (of another disk
+ * target, created later) make the domain big enough. */
+#define FILL 40
+
+/* Three documents (and FILL others) written by one writer session; the
+ * index is saved when it closes. */
 static void write_three(fixture *f, const char *dom)
 {
   store_domain *d;
@@ -247,6 +251,16 @@ static void write_three(fixture *f, const char *dom)
   store_batch_begin(d);
   assert_int_equal(store_write_snapshot(d, b, &err), 0);
   assert_int_equal(store_write_snapshot(d, c, &err), 0);
+  for (int i = 0; i < FILL; i++) {
+    char uuid[16], name[16];
+    snprintf(uuid, sizeof uuid, "u-f%02d", i);
+    snprintf(name, sizeof name, "f%02d", i);
+    json_t *x = snap_doc(uuid, name, NULL, 100 + i);
+    json_object_set_new(json_array_get(json_object_get(x, "disks"), 0), "target",
+                        json_string("vdz"));
+    assert_int_equal(store_write_snapshot(d, x, &err), 0);
+    json_decref(x);
+  }
   assert_int_equal(store_batch_end(d, 0, &err), 0);
   store_close(d);
   json_decref(a);
@@ -292,7 +306,7 @@ static void test_index_light_documents(void **state)
   snap_path(f, "ix1", ".index", path, sizeof path);
   assert_int_equal(access(path, F_OK), 0);
   json_t *arr = load(f, "ix1", STORE_READ, &d);
-  assert_int_equal(json_array_size(arr), 3);
+  assert_int_equal(json_array_size(arr), 3 + FILL);
   json_t *b = json_array_get(arr, 1);
   assert_string_equal(jstr(b, "name"), "b");
   assert_string_equal(jstr(b, "parent"), "u-a");
@@ -396,7 +410,7 @@ static void test_index_disagrees_with_documents(void **state)
   json_decref(nd);
   for (int round = 0; round < 2; round++) {
     arr = load(f, "ix3", round ? STORE_READ : STORE_WRITE, &d);
-    assert_int_equal(json_array_size(arr), 3);
+    assert_int_equal(json_array_size(arr), 3 + FILL);
     assert_string_equal(jstr(json_array_get(arr, 0), "name"), "bb");
     assert_string_equal(jstr(json_array_get(arr, 1), "parent"), "u-a");
     assert_string_equal(jstr(json_array_get(arr, 2), "name"), "d");
@@ -436,7 +450,7 @@ static void test_index_damaged(void **state)
     spit(ipath, bad, blen);
     free(bad);
     json_t *arr = load(f, "ix4", STORE_READ, &d);
-    assert_int_equal(json_array_size(arr), 3);
+    assert_int_equal(json_array_size(arr), 3 + FILL);
     assert_string_equal(jstr(json_array_get(arr, 0), "name"), "a");
     assert_string_equal(jstr(json_array_get(arr, 1), "name"), "b");
     assert_string_equal(jstr(json_array_get(arr, 2), "name"), "c");
@@ -468,6 +482,28 @@ static void test_index_reader_sees_file(void **state)
   assert_string_equal(jstr(b, "name"), "renamed");
   json_decref(arr);
   store_close(r);
+}
+
+/* A domain of a few snapshots keeps no index: reading them all is as cheap. */
+static void test_index_small_domain(void **state)
+{
+  fixture *f = *state;
+  store_domain *d;
+  vs_err err = {0};
+  json_t *arr = load(f, "ix7", STORE_CREATE, &d);
+  json_decref(arr);
+  json_t *a = snap_doc("u-a", "a", NULL, 1);
+  assert_int_equal(store_write_snapshot(d, a, &err), 0);
+  json_decref(a);
+  store_close(d);
+  char path[4200];
+  snap_path(f, "ix7", ".index", path, sizeof path);
+  assert_int_not_equal(access(path, F_OK), 0);
+  arr = load(f, "ix7", STORE_READ, &d);
+  assert_int_equal(json_array_size(arr), 1);
+  assert_non_null(json_object_get(json_array_get(arr, 0), "disks")); /* read whole */
+  json_decref(arr);
+  store_close(d);
 }
 
 /* A batch: nothing in place before its end, everything after; an error
@@ -520,6 +556,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_index_disagrees_with_documents, setup, teardown),
     cmocka_unit_test_setup_teardown(test_index_damaged, setup, teardown),
     cmocka_unit_test_setup_teardown(test_index_reader_sees_file, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_index_small_domain, setup, teardown),
     cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
