@@ -234,12 +234,14 @@ static void follow_served(create_state *c, json_t *remembered)
   json_decref(served);
 }
 
+/* The updates to other snapshots, the new document and domain.json are
+ * written as one batch: recover undoes any part of it. */
 static int record(create_state *c)
 {
+  store_batch_begin(c->sd);
   int rc = apply_other_updates(c->sd, c->snaps, c->jobs, c->njobs, c->journal, c->err);
   if (!rc && !(c->op->flags & VMSNAP_CREATE_NO_METADATA)) {
     rc = store_write_snapshot(c->sd, c->doc, c->err);
-    crashpoint("create:metadata-written");
     json_t *remembered = json_array();
     size_t i;
     json_t *d;
@@ -251,8 +253,10 @@ static int record(create_state *c)
     json_object_set_new(c->sd->doc, "driver", json_string(c->dom->drv->scheme));
     if (c->dom->address) json_object_set_new(c->sd->doc, "address", json_string(c->dom->address));
     if (!rc) rc = store_write_domain(c->sd, c->err);
-    crashpoint("create:domain-written");
   }
+  rc = store_batch_end(c->sd, rc, c->err);
+  crashpoint("create:metadata-written");
+  crashpoint("create:domain-written");
   if (!rc) rc = store_journal_clear(c->sd, c->err);
   return rc;
 }
@@ -268,6 +272,7 @@ static int create_body(vmsnap_op *op)
   /* Disks named now are checked before anything is written anywhere. */
   if (!rc && json_array_size(given)) rc = disks_resolve(op->ctx, given, c.err);
   if (!rc) rc = store_open(op->ctx, c.dom->key, STORE_CREATE, &c.sd, c.err);
+  op->store = c.sd;
   if (!rc) rc = store_check_no_journal(c.sd, c.err);
   if (!rc) rc = store_load_snapshots(c.sd, &c.snaps, c.err);
   if (!rc) rc = check_request(&c);
@@ -291,6 +296,7 @@ static int create_body(vmsnap_op *op)
   json_decref(c.journal);
   json_decref(c.disks);
   json_decref(c.snaps);
+  op->store = NULL;
   store_close(c.sd);
   op->dom = NULL;
   domain_ref_free(c.dom);

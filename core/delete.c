@@ -62,6 +62,10 @@ int delete_one(vmsnap_op *op, store_domain *sd, json_t *snaps, json_t *journal,
 {
   json_t *doc = store_find_by_uuid(snaps, uuid);
   if (!doc) return 0; /* already gone (recover repeating a delete) */
+  /* The updates and the re-parented documents are one batch (recover
+   * writes them again); the victim's document goes only once they are
+   * durable, since recover skips a victim whose document is gone. */
+  store_batch_begin(sd);
   if (!metadata_only) {
     vmsnap_job **jobs;
     size_t n;
@@ -72,10 +76,11 @@ int delete_one(vmsnap_op *op, store_domain *sd, json_t *snaps, json_t *journal,
       if (!rc) rc = apply_other_updates(sd, snaps, jobs, n, journal, err);
     }
     jobs_free(jobs, n);
-    if (rc) return rc;
+    if (rc) return store_batch_end(sd, rc, err);
   }
   crashpoint("delete:objects-removed");
   int rc = reparent(sd, snaps, uuid, err);
+  rc = store_batch_end(sd, rc, err);
   if (!rc) rc = store_remove_snapshot(sd, uuid, err);
   if (!rc) {
     size_t i;
@@ -112,7 +117,7 @@ static int delete_body(vmsnap_op *op)
   delete_state c = {.op = op, .err = &op->err, .victims = json_array()};
   json_t *doc = NULL, *journal = NULL;
   int rc = open_for_write(op, &c.dom, &c.sd, &c.snaps);
-  if (!rc && !(doc = find_snapshot(c.snaps, c.dom->key, op->name, c.err))) rc = c.err->code;
+  if (!rc && !(doc = find_snapshot(c.sd, c.snaps, c.dom->key, op->name, c.err))) rc = c.err->code;
   if (rc) goto out;
   const char *uuid = jstr(doc, "uuid");
   if (op->flags & (VMSNAP_DELETE_CHILDREN | VMSNAP_DELETE_CHILDREN_ONLY))
@@ -149,6 +154,7 @@ out:
   json_decref(journal);
   json_decref(c.victims);
   json_decref(c.snaps);
+  op->store = NULL;
   store_close(c.sd);
   op->dom = NULL;
   domain_ref_free(c.dom);

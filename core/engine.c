@@ -9,6 +9,10 @@
 int jobs_for_snapshot(vmsnap_op *op, json_t *doc, json_t *snaps, vmsnap_job_kind kind,
                       unsigned flags, vmsnap_job ***jobsp, size_t *np, vs_err *err)
 {
+  *jobsp = NULL;
+  *np = 0;
+  int rc = store_doc(op->store, doc, err);
+  if (rc) return rc;
   json_t *disks = json_object_get(doc, "disks");
   size_t n = json_array_size(disks), i;
   vmsnap_job **jobs = calloc(n ? n : 1, sizeof *jobs);
@@ -54,6 +58,8 @@ int apply_updates(store_domain *sd, json_t *snaps, json_t *updates, vs_err *err)
   json_array_foreach(updates, i, u) {
     json_t *doc = store_find_by_uuid(snaps, jstr(u, "uuid"));
     if (!doc) continue; /* deleted meanwhile: nothing to update */
+    int rc = store_doc(sd, doc, err);
+    if (rc) return rc;
     size_t k;
     json_t *disk;
     json_array_foreach(json_object_get(doc, "disks"), k, disk) {
@@ -62,8 +68,7 @@ int apply_updates(store_domain *sd, json_t *snaps, json_t *updates, vs_err *err)
       if (!data) json_object_set_new(disk, "data", data = json_object());
       json_object_set(data, jstr(u, "key"), json_object_get(u, "value"));
     }
-    int rc = store_write_snapshot(sd, doc, err);
-    if (rc) return rc;
+    if ((rc = store_write_snapshot(sd, doc, err))) return rc;
   }
   return 0;
 }
@@ -123,18 +128,22 @@ int open_for_write(vmsnap_op *op, domain_ref **domp, store_domain **sdp, json_t 
   if (rc) return rc;
   op->dom = *domp; /* for host services of live disks; cleared by the body */
   rc = store_open(op->ctx, (*domp)->key, STORE_WRITE, sdp, err);
+  op->store = *sdp; /* cleared by the body before it closes it */
   if (!rc) op->dom_disks = json_incref(json_object_get((*sdp)->doc, "disks"));
   if (!rc) rc = store_check_no_journal(*sdp, err);
   if (!rc) rc = store_load_snapshots(*sdp, snapsp, err);
   return rc;
 }
 
-json_t *find_snapshot(json_t *snaps, const char *domain, const char *name, vs_err *err)
+json_t *find_snapshot(store_domain *sd, json_t *snaps, const char *domain, const char *name,
+                      vs_err *err)
 {
   json_t *doc = store_find_by_name(snaps, name);
   if (!doc)
     err_set(err, VMSNAP_E_NOT_FOUND, "domain %s has no snapshot named '%s' (see snapctl list %s)",
             domain, name, domain);
+  else if (store_doc(sd, doc, err))
+    doc = NULL;
   return doc;
 }
 
@@ -149,7 +158,11 @@ int snapshot_has_children(json_t *snaps, const char *uuid)
 
 vmsnap_snapshot *snapshot_result(json_t *doc, json_t *snaps)
 {
-  json_t *index = snapshots_by_uuid(snaps);
+  /* One parent to look up: a search, not an index of every snapshot. */
+  json_t *index = json_object();
+  const char *parent = jstr(doc, "parent");
+  json_t *p = parent ? store_find_by_uuid(snaps, parent) : NULL;
+  if (p) json_object_set(index, parent, p);
   vmsnap_snapshot *s = snapshot_for_result(doc, index, jstr(doc, "uuid"));
   json_decref(index);
   return s;

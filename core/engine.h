@@ -32,7 +32,9 @@ json_t *journal_new(const char *op, json_t *snapshot_doc);
 /* Opens the domain for writing and refuses when a journal is pending. */
 int open_for_write(vmsnap_op *op, domain_ref **domp, store_domain **sdp, json_t **snapsp);
 int snapshot_has_children(json_t *snaps, const char *uuid);
-json_t *find_snapshot(json_t *snaps, const char *domain, const char *name, vs_err *err);
+/* The snapshot named name, made whole; NULL with err set when none. */
+json_t *find_snapshot(store_domain *sd, json_t *snaps, const char *domain, const char *name,
+                      vs_err *err);
 
 /* Removes one snapshot's storage objects (unless metadata_only), re-parents
  * its children, moves "current", removes its document. Idempotent. */

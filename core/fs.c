@@ -10,8 +10,10 @@
 
 #include "store.h"
 
-int fs_write_atomic(int dirfd, const char *name, const char *data, size_t len,
-                    mode_t mode, vs_err *err)
+/* Writes data into the temporary file .<name>.tmp of dirfd, not yet
+ * flushed; returns its fd. */
+static int write_temp(int dirfd, const char *name, const char *data, size_t len, mode_t mode,
+                      vs_err *err)
 {
   char tmp[512];
   snprintf(tmp, sizeof tmp, ".%s.tmp", name);
@@ -25,30 +27,128 @@ int fs_write_atomic(int dirfd, const char *name, const char *data, size_t len,
     if (w < 0) goto fail;
     off += (size_t)w;
   }
-  if (fchmod(fd, mode) < 0 || fsync(fd) < 0) goto fail;
-  close(fd);
-  fd = -1;
-  if (renameat(dirfd, tmp, dirfd, name) < 0) goto fail;
-  if (fsync(dirfd) < 0) goto fail;
-  return 0;
+  if (fchmod(fd, mode) < 0) goto fail;
+  return fd;
 fail:;
   int e = errno;
-  if (fd >= 0) close(fd);
+  close(fd);
   unlinkat(dirfd, tmp, 0);
   return err_set(err, err_from_errno(e), "cannot write %s: %s", name, strerror(e));
 }
 
-int fs_write_json(int dirfd, const char *name, json_t *doc, vs_err *err)
+/* Flushes the temporary file of name and renames it over name. */
+static int install_temp(int dirfd, const char *name, int fd, vs_err *err)
+{
+  char tmp[512];
+  snprintf(tmp, sizeof tmp, ".%s.tmp", name);
+  int rc = fsync(fd) < 0 || renameat(dirfd, tmp, dirfd, name) < 0 ? -1 : 0;
+  int e = errno;
+  close(fd);
+  if (!rc) return 0;
+  unlinkat(dirfd, tmp, 0);
+  return err_set(err, err_from_errno(e), "cannot write %s: %s", name, strerror(e));
+}
+
+int fs_write_atomic(int dirfd, const char *name, const char *data, size_t len,
+                    mode_t mode, vs_err *err)
+{
+  int fd = write_temp(dirfd, name, data, len, mode, err);
+  if (fd < 0) return fd;
+  int rc = install_temp(dirfd, name, fd, err);
+  if (!rc && fsync(dirfd) < 0)
+    rc = err_set(err, err_from_errno(errno), "cannot write %s: %s", name, strerror(errno));
+  return rc;
+}
+
+static char *dump_json(json_t *doc, size_t *len)
 {
   char *text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+  if (!text) return NULL;
+  *len = strlen(text);
+  char *nl = realloc(text, *len + 2);
+  if (!nl) { free(text); return NULL; }
+  nl[(*len)++] = '\n';
+  nl[*len] = '\0';
+  return nl;
+}
+
+/* ---- batches ------------------------------------------------------------ */
+
+static void batch_drop(fs_batch_item *it)
+{
+  char tmp[512];
+  snprintf(tmp, sizeof tmp, ".%s.tmp", it->name);
+  close(it->fd);
+  unlinkat(it->dirfd, tmp, 0);
+}
+
+int fs_batch_json(fs_batch *b, int dirfd, const char *name, json_t *doc, vs_err *err)
+{
+  size_t i, len;
+  for (i = 0; i < b->n; i++)
+    if (b->items[i].dirfd == dirfd && strcmp(b->items[i].name, name) == 0) break;
+  if (i == FS_BATCH_MAX) { /* full: what it holds is as good as done */
+    int rc = fs_batch_commit(b, err);
+    if (rc) return rc;
+    i = 0;
+  }
+  char *text = dump_json(doc, &len);
   if (!text) return err_set(err, VMSNAP_E_NOMEM, "cannot encode %s", name);
-  size_t len = strlen(text);
-  char *nl = realloc(text, len + 2);
-  if (!nl) { free(text); return err_set(err, VMSNAP_E_NOMEM, "out of memory"); }
-  nl[len] = '\n';
-  nl[len + 1] = '\0';
-  int rc = fs_write_atomic(dirfd, name, nl, len + 1, 0600, err);
-  free(nl);
+  int fd = write_temp(dirfd, name, text, len, 0600, err);
+  free(text);
+  if (fd < 0) return fd;
+  if (i < b->n) { /* written again: the newer text replaces the older */
+    close(b->items[i].fd);
+    b->items[i].fd = fd;
+    return 0;
+  }
+  b->items[b->n++] = (fs_batch_item){.dirfd = dirfd, .name = xstrdup(name), .fd = fd};
+  /* Start the write-back now, so the flushes below find it under way
+   * and a journaling filesystem commits every file in one go. */
+  sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+  return 0;
+}
+
+int fs_batch_commit(fs_batch *b, vs_err *err)
+{
+  int rc = 0;
+  size_t i, k;
+  for (i = 0; i < b->n; i++) {
+    if (rc) {
+      batch_drop(&b->items[i]);
+      continue;
+    }
+    rc = install_temp(b->items[i].dirfd, b->items[i].name, b->items[i].fd, err);
+  }
+  /* Each directory once, after every rename into it. */
+  for (i = 0; !rc && i < b->n; i++) {
+    for (k = 0; k < i && b->items[k].dirfd != b->items[i].dirfd; k++)
+      ;
+    if (k == i && fsync(b->items[i].dirfd) < 0)
+      rc = err_set(err, err_from_errno(errno), "cannot sync the directory of %s: %s",
+                   b->items[i].name, strerror(errno));
+  }
+  for (i = 0; i < b->n; i++) free(b->items[i].name);
+  b->n = 0;
+  return rc;
+}
+
+void fs_batch_discard(fs_batch *b)
+{
+  for (size_t i = 0; i < b->n; i++) {
+    batch_drop(&b->items[i]);
+    free(b->items[i].name);
+  }
+  b->n = 0;
+}
+
+int fs_write_json(int dirfd, const char *name, json_t *doc, vs_err *err)
+{
+  size_t len;
+  char *text = dump_json(doc, &len);
+  if (!text) return err_set(err, VMSNAP_E_NOMEM, "cannot encode %s", name);
+  int rc = fs_write_atomic(dirfd, name, text, len, 0600, err);
+  free(text);
   return rc;
 }
 

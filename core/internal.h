@@ -143,6 +143,7 @@ struct vmsnap_op {
   json_t *create_args; /* disks and text of a create */
   op_body_fn *body;
   struct domain_ref *dom; /* set by the body once resolved (live disks) */
+  struct store_domain *store; /* the domain's store while the body has it open */
   json_t *dom_disks;      /* the domain's disks now (disk->active); body-owned */
 };
 

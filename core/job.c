@@ -8,6 +8,7 @@
 #include "job.h"
 #include "names.h"
 #include "spawn.h"
+#include "store.h"
 
 vmsnap_job *job_new(vmsnap_op *op, size_t index, const plugin *pl, json_t *disk_doc,
                     json_t *data, vmsnap_job_kind kind, const char *snap_name,
@@ -156,31 +157,16 @@ static int host_set_other(vmsnap_job *job, const char *uuid, const char *key, co
 static int host_siblings(vmsnap_job *job, vmsnap_sibling_fn *fn, void *user)
 {
   const char *self = job->info.snapshot_uuid;
-  size_t i, k;
-  json_t *doc, *disk;
+  if (job->op->store)
+    return store_siblings(job->op->store, job->siblings, self, job->disk.target,
+                          job->pl->ops.name, fn, user);
+  size_t i;
+  json_t *doc;
   json_array_foreach(job->siblings, i, doc) {
     const char *uuid = jstr(doc, "uuid");
     if (!uuid || (self && strcmp(uuid, self) == 0)) continue;
-    json_array_foreach(json_object_get(doc, "disks"), k, disk) {
-      const char *target = jstr(disk, "target"), *backend = jstr(disk, "backend");
-      if (!target || !backend || strcmp(target, job->disk.target) ||
-          strcmp(backend, job->pl->ops.name))
-        continue;
-      json_t *data = json_object_get(disk, "data");
-      const char **kv = calloc(2 * json_object_size(data) + 1, sizeof *kv);
-      if (!kv) return VMSNAP_E_NOMEM;
-      size_t n = 0;
-      const char *key;
-      json_t *v;
-      json_object_foreach(data, key, v) {
-        if (!json_is_string(v)) continue;
-        kv[n++] = key;
-        kv[n++] = json_string_value(v);
-      }
-      int rc = fn(user, uuid, jstr(doc, "name"), kv);
-      free(kv);
-      if (rc) return rc;
-    }
+    int rc = store_doc_siblings(doc, job->disk.target, job->pl->ops.name, fn, user);
+    if (rc) return rc;
   }
   return 0;
 }

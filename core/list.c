@@ -77,13 +77,15 @@ static int list_body(vmsnap_op *op)
   op->dom = dom;
   if (!rc) rc = store_open(op->ctx, dom->key, STORE_READ, &sd, err);
   if (!rc) rc = store_load_snapshots(sd, &snaps, err);
+  /* A list shows every document whole; get only the one it returns. */
+  if (!rc && op->kind == OP_LIST) rc = store_docs_all(sd, err);
   if (rc) goto out;
   if (op->kind == OP_LIST && !(op->flags & (VMSNAP_LIST_ROOTS | VMSNAP_LIST_LEAVES)))
     add_foreign(op, sd, snaps, foreign);
   const char *current = jstr(sd->doc, "current");
   index = snapshots_by_uuid(snaps);
   if (op->kind == OP_GET) {
-    json_t *doc = find_snapshot(snaps, dom->key, op->name, err);
+    json_t *doc = find_snapshot(sd, snaps, dom->key, op->name, err);
     if (!doc) { rc = err->code; goto out; }
     op_add_result(op, snapshot_for_result(doc, index, current));
     goto out;

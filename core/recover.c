@@ -129,8 +129,10 @@ static int recover_domain(vmsnap_op *op, const char *name, vs_err *err)
     op->dom = dom;
   json_decref(op->dom_disks); /* one op may recover several domains */
   op->dom_disks = json_incref(json_object_get(sd->doc, "disks"));
+  op->store = sd;
   rc = reapply_updates(sd, j, err);
   if (!rc) rc = recover_op(op, sd, j, err);
+  op->store = NULL;
   op->dom = NULL;
   domain_ref_free(dom);
   if (!rc) rc = store_journal_clear(sd, err);

@@ -128,11 +128,14 @@ static int finish(revert_state *c)
   if (rc) return err_wrap(c->err, "revert past its point of no return failed; fix the cause and "
                           "run snapctl recover %s to complete it: ", c->dom->key);
   crashpoint("revert:finished");
+  /* One batch: recover writes all of it again after a crash. */
+  store_batch_begin(c->sd);
   rc = apply_other_updates(c->sd, c->snaps, c->jobs, c->njobs, c->journal, c->err);
   /* What a backend recorded while reverting (a new id…) is kept. */
   if (!rc) rc = store_write_snapshot(c->sd, c->doc, c->err);
   json_object_set(c->sd->doc, "current", json_object_get(c->doc, "uuid"));
   if (!rc) rc = store_write_domain(c->sd, c->err);
+  rc = store_batch_end(c->sd, rc, c->err);
   if (!rc) rc = store_journal_clear(c->sd, c->err);
   return rc;
 }
@@ -154,7 +157,7 @@ static int revert_body(vmsnap_op *op)
   revert_state c = {.op = op, .err = &op->err};
   int rc = open_for_write(op, &c.dom, &c.sd, &c.snaps);
   if (!rc) rc = check_stopped(&c);
-  if (!rc && !(c.doc = find_snapshot(c.snaps, c.dom->key, op->name, c.err))) rc = c.err->code;
+  if (!rc && !(c.doc = find_snapshot(c.sd, c.snaps, c.dom->key, op->name, c.err))) rc = c.err->code;
   if (!rc && json_is_true(json_object_get(c.doc, "foreign")))
     rc = err_set(c.err, VMSNAP_E_UNSUPPORTED, "snapshot '%s' was not made by vmsnap", op->name);
   if (!rc) rc = stage(&c);
@@ -165,6 +168,7 @@ static int revert_body(vmsnap_op *op)
   free(c.staged);
   json_decref(c.journal);
   json_decref(c.snaps);
+  op->store = NULL;
   store_close(c.sd);
   op->dom = NULL;
   domain_ref_free(c.dom);

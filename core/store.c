@@ -60,6 +60,7 @@ int store_open(vmsnap_ctx *ctx, const char *domain, int mode, store_domain **out
   if (!d) return err_set(err, VMSNAP_E_NOMEM, "out of memory");
   d->ctx = ctx;
   d->dirfd = d->snapdirfd = d->lockfd = -1;
+  pthread_mutex_init(&d->ents_lock, NULL);
   d->name = xstrdup(domain);
   d->dir = xasprintf("%s/domains/%s", ctx->state_dir, domain);
   if (mode == STORE_CREATE) {
@@ -99,6 +100,11 @@ fail:
 void store_close(store_domain *d)
 {
   if (!d) return;
+  fs_batch_discard(&d->batch); /* never committed: an error path */
+  json_decref(d->batch_docs);
+  if (d->snapdirfd >= 0) store_index_save(d);
+  store_index_free(d);
+  pthread_mutex_destroy(&d->ents_lock);
   if (d->lockfd >= 0) close(d->lockfd); /* releases the flock */
   if (d->snapdirfd >= 0) close(d->snapdirfd);
   if (d->dirfd >= 0) close(d->dirfd);
@@ -108,79 +114,149 @@ void store_close(store_domain *d)
   free(d);
 }
 
+static int write_json(store_domain *d, int dirfd, const char *name, json_t *doc, vs_err *err)
+{
+  if (d->batching) return fs_batch_json(&d->batch, dirfd, name, doc, err);
+  return fs_write_json(dirfd, name, doc, err);
+}
+
+void store_batch_begin(store_domain *d)
+{
+  d->batching = 1;
+}
+
+int store_batch_end(store_domain *d, int rc, vs_err *err)
+{
+  d->batching = 0;
+  if (!rc) rc = fs_batch_commit(&d->batch, err);
+  else fs_batch_discard(&d->batch);
+  const char *file;
+  json_t *doc;
+  json_object_foreach(d->batch_docs, file, doc) {
+    if (rc) d->index_complete = 0; /* which of them are in place is unknown */
+    else store_index_written(d, file, doc);
+  }
+  json_decref(d->batch_docs);
+  d->batch_docs = NULL;
+  return rc;
+}
+
 int store_write_domain(store_domain *d, vs_err *err)
 {
-  return fs_write_json(d->dirfd, "domain.json", d->doc, err);
+  return write_json(d, d->dirfd, "domain.json", d->doc, err);
 }
+
+/* Creation order (then name), from keys read once per document. */
+typedef struct sort_key {
+  json_int_t sec, nsec;
+  const char *name;
+  json_t *doc;
+} sort_key;
 
 static int by_ctime(const void *a, const void *b)
 {
-  json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-  json_int_t xs = json_integer_value(json_object_get(json_object_get(x, "ctime"), "sec"));
-  json_int_t ys = json_integer_value(json_object_get(json_object_get(y, "ctime"), "sec"));
-  json_int_t xn = json_integer_value(json_object_get(json_object_get(x, "ctime"), "nsec"));
-  json_int_t yn = json_integer_value(json_object_get(json_object_get(y, "ctime"), "nsec"));
-  if (xs != ys) return xs < ys ? -1 : 1;
-  if (xn != yn) return xn < yn ? -1 : 1;
-  return strcmp(jstr(x, "name"), jstr(y, "name"));
+  const sort_key *x = a, *y = b;
+  if (x->sec != y->sec) return x->sec < y->sec ? -1 : 1;
+  if (x->nsec != y->nsec) return x->nsec < y->nsec ? -1 : 1;
+  return strcmp(x->name, y->name);
 }
 
 int store_load_snapshots(store_domain *d, json_t **arr, vs_err *err)
 {
+  json_t **docs;
+  size_t n;
   *arr = NULL;
-  int fd = dup(d->snapdirfd);
-  DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
-  if (!dir) {
-    if (fd >= 0) close(fd);
-    return err_set(err, VMSNAP_E_IO, "cannot list %s/snapshots: %s", d->dir, strerror(errno));
+  int rc = store_index_load(d, &docs, &n, err);
+  if (rc) return rc;
+  sort_key *keys = malloc((n ? n : 1) * sizeof *keys);
+  json_t *out = keys ? json_array() : NULL;
+  for (size_t i = 0; keys && i < n; i++) {
+    json_t *ctime = json_object_get(docs[i], "ctime");
+    const char *name = jstr(docs[i], "name");
+    keys[i] = (sort_key){json_integer_value(json_object_get(ctime, "sec")),
+                         json_integer_value(json_object_get(ctime, "nsec")),
+                         name ? name : "", docs[i]};
   }
-  rewinddir(dir);
-  size_t n = 0, cap = 16;
-  json_t **docs = malloc(cap * sizeof *docs);
-  struct dirent *de;
-  int rc = 0;
-  while (docs && (de = readdir(dir))) {
-    size_t len = strlen(de->d_name);
-    if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".json") != 0)
-      continue;
-    json_t *doc;
-    rc = fs_read_json(d->snapdirfd, de->d_name, &doc, err);
-    if (rc == VMSNAP_E_NOT_FOUND) { rc = 0; continue; } /* removed meanwhile */
-    if (rc) break;
-    if (n == cap) {
-      json_t **g = realloc(docs, (cap *= 2) * sizeof *docs);
-      if (!g) { json_decref(doc); break; }
-      docs = g;
-    }
-    docs[n++] = doc;
+  if (keys) qsort(keys, n, sizeof *keys, by_ctime);
+  for (size_t i = 0; i < n; i++) {
+    if (out) json_array_append(out, keys[i].doc);
+    json_decref(docs[i]);
   }
-  closedir(dir);
-  if (!docs) return err_set(err, VMSNAP_E_NOMEM, "out of memory");
-  qsort(docs, n, sizeof *docs, by_ctime);
-  json_t *out = json_array();
-  for (size_t i = 0; i < n; i++) json_array_append_new(out, docs[i]);
+  free(keys);
   free(docs);
-  if (rc) { json_decref(out); return rc; }
+  if (!out) return err_set(err, VMSNAP_E_NOMEM, "out of memory");
   *arr = out;
   return 0;
+}
+
+/* What the index needs of a document as it is written now. */
+static json_t *index_fields(json_t *doc)
+{
+  json_t *f = json_object();
+  static const char *const keys[] = {"uuid", "name", "parent", "ctime", "disks"};
+  for (size_t i = 0; f && i < 5; i++) {
+    json_t *v = json_object_get(doc, keys[i]);
+    if (v) json_object_set_new(f, keys[i], json_deep_copy(v));
+  }
+  return f;
 }
 
 int store_write_snapshot(store_domain *d, json_t *doc, vs_err *err)
 {
   char name[64];
+  int rc = store_doc(d, doc, err); /* never a light document over a whole one */
+  if (rc) return rc;
   snprintf(name, sizeof name, "%s.json", jstr(doc, "uuid"));
-  return fs_write_json(d->snapdirfd, name, doc, err);
+  store_index_changing(d);
+  rc = write_json(d, d->snapdirfd, name, doc, err);
+  if (rc) {
+    d->index_complete = 0;
+  } else if (d->batching) {
+    if (!d->batch_docs) d->batch_docs = json_object();
+    json_object_set_new(d->batch_docs, name, index_fields(doc));
+  } else {
+    store_index_written(d, name, doc);
+  }
+  return rc;
 }
 
 int store_remove_snapshot(store_domain *d, const char *uuid, vs_err *err)
 {
   char name[64];
   snprintf(name, sizeof name, "%s.json", uuid);
+  store_index_changing(d);
   if (unlinkat(d->snapdirfd, name, 0) < 0 && errno != ENOENT)
     return err_set(err, VMSNAP_E_IO, "cannot remove %s/snapshots/%s: %s", d->dir, name,
                    strerror(errno));
+  store_index_removed(d, name);
   if (fsync(d->snapdirfd) < 0)
     return err_set(err, VMSNAP_E_IO, "cannot sync %s/snapshots: %s", d->dir, strerror(errno));
+  return 0;
+}
+
+int store_doc_siblings(json_t *doc, const char *target, const char *backend,
+                       store_sibling_fn *fn, void *user)
+{
+  size_t k;
+  json_t *disk;
+  json_array_foreach(json_object_get(doc, "disks"), k, disk) {
+    const char *t = jstr(disk, "target"), *b = jstr(disk, "backend");
+    if (!t || !b || strcmp(t, target) || strcmp(b, backend)) continue;
+    json_t *data = json_object_get(disk, "data");
+    const char **kv = calloc(2 * json_object_size(data) + 1, sizeof *kv);
+    if (!kv) return VMSNAP_E_NOMEM;
+    size_t n = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(data, key, v) {
+      if (!json_is_string(v)) continue;
+      kv[n++] = key;
+      kv[n++] = json_string_value(v);
+    }
+    int rc = fn(user, jstr(doc, "uuid"), jstr(doc, "name"), kv);
+    free(kv);
+    if (rc) return rc;
+  }
   return 0;
 }
 

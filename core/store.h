@@ -11,6 +11,26 @@
 
 #include "internal.h"
 
+/* Independent atomic writes made durable together (fs_batch_*): every
+ * temporary file is written, then all are flushed, renamed, and each
+ * directory flushed once, so a journaling filesystem commits them in one
+ * go instead of one commit per file. A crash leaves each file old or new
+ * on its own: only writes that the journal covers in any combination may
+ * share a batch. */
+#define FS_BATCH_MAX 64
+typedef struct fs_batch_item {
+  int dirfd;
+  char *name;
+  int fd; /* the written, not yet flushed temporary file */
+} fs_batch_item;
+typedef struct fs_batch {
+  fs_batch_item items[FS_BATCH_MAX];
+  size_t n;
+} fs_batch;
+
+typedef struct store_known store_known; /* store_index.c */
+typedef struct store_entry store_entry;
+
 typedef struct store_domain {
   vmsnap_ctx *ctx;
   char *name;     /* the domain key (validated) */
@@ -19,6 +39,23 @@ typedef struct store_domain {
   int snapdirfd;  /* <dir>/snapshots */
   int lockfd;     /* -1 when opened read-only */
   json_t *doc;    /* domain.json, or a fresh one */
+  fs_batch batch; /* writes held back between store_batch_begin and _commit */
+  int batching;
+  json_t *batch_docs; /* {file: uuid, name, parent, ctime} of the batch's documents */
+
+  /* snapshots/.index (store_index.c) */
+  store_known *known; /* what the index says of each file, sorted by file */
+  size_t nknown;
+  char *index_text;   /* the index read (known's strings point into it) */
+  int index_complete; /* known describes every document file */
+  int index_dirty;    /* the index on disk is missing or out of date */
+  int index_dropped;  /* removed before this session's first change */
+  store_entry *ents;  /* every document loaded, light or whole */
+  size_t nents, capents;
+  int all_expanded;
+  store_entry **ents_by_doc; /* ents sorted by document, for host->siblings */
+  int ents_sorted;
+  pthread_mutex_t ents_lock; /* host->siblings runs on job threads */
 } store_domain;
 
 enum { STORE_READ = 0, STORE_WRITE = 1, STORE_CREATE = 2 };
@@ -31,8 +68,35 @@ int store_open(vmsnap_ctx *ctx, const char *domain, int mode,
 void store_close(store_domain *d);
 int store_write_domain(store_domain *d, vs_err *err);
 
-/* Every snapshot document of the domain, ordered by creation time. */
+/* Between these, store_write_snapshot and store_write_domain only write
+ * temporary files; commit makes them all durable at once, in any order
+ * (see fs_batch). Anything that must follow them in time (removing a
+ * document, clearing the journal) comes after the commit. */
+void store_batch_begin(store_domain *d);
+/* Commits the batch when rc is 0, else drops its temporary files;
+ * returns the first error. */
+int store_batch_end(store_domain *d, int rc, vs_err *err);
+
+/* Every snapshot document of the domain, ordered by creation time. A
+ * document may be LIGHT: only uuid, name, parent and ctime until
+ * store_doc reads the rest (store_write_snapshot does it itself). */
 int store_load_snapshots(store_domain *d, json_t **arr, vs_err *err);
+/* Makes doc (from store_load_snapshots of d) whole; others are left
+ * alone. Thread-safe. */
+int store_doc(store_domain *d, json_t *doc, vs_err *err);
+/* Makes every loaded document whole (list). Thread-safe. */
+int store_docs_all(store_domain *d, vs_err *err);
+/* host->siblings over docs (from store_load_snapshots of d): fn for every
+ * disk of target and backend of every document but self, with its string
+ * backend data as NULL-terminated key, value pairs. Light documents are
+ * answered from the index, never read. Thread-safe. */
+typedef int store_sibling_fn(void *user, const char *uuid, const char *name,
+                             const char *const *kv);
+int store_siblings(store_domain *d, json_t *docs, const char *self, const char *target,
+                   const char *backend, store_sibling_fn *fn, void *user);
+/* The same for one whole document. */
+int store_doc_siblings(json_t *doc, const char *target, const char *backend,
+                       store_sibling_fn *fn, void *user);
 int store_write_snapshot(store_domain *d, json_t *doc, vs_err *err);
 int store_remove_snapshot(store_domain *d, const char *uuid, vs_err *err);
 json_t *store_find_by_name(json_t *arr, const char *name);
@@ -48,10 +112,22 @@ int store_check_no_journal(store_domain *d, vs_err *err);
 /* Names of every domain in the state dir. */
 int store_list_domains(vmsnap_ctx *ctx, json_t **names, vs_err *err);
 
+/* store_index.c: the index behind store_load_snapshots. */
+int store_index_load(store_domain *d, json_t ***docs, size_t *n, vs_err *err);
+void store_index_changing(store_domain *d); /* before a document changes */
+void store_index_written(store_domain *d, const char *file, json_t *doc);
+void store_index_removed(store_domain *d, const char *file);
+void store_index_save(store_domain *d);     /* a writer, at close */
+void store_index_free(store_domain *d);
+
 /* fs helpers */
 int fs_write_atomic(int dirfd, const char *name, const char *data, size_t len,
                     mode_t mode, vs_err *err);
 int fs_write_json(int dirfd, const char *name, json_t *doc, vs_err *err);
+/* Writes the temporary file of name now; fs_batch_commit installs it. */
+int fs_batch_json(fs_batch *b, int dirfd, const char *name, json_t *doc, vs_err *err);
+int fs_batch_commit(fs_batch *b, vs_err *err);
+void fs_batch_discard(fs_batch *b); /* removes the temporary files */
 int fs_read_json(int dirfd, const char *name, json_t **out, vs_err *err);
 int fs_mkdir_p(const char *path, mode_t mode, vs_err *err);
 

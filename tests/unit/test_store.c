@@ -216,6 +216,332 @@ static void test_damaged_document(void **state)
   store_close(d);
 }
 
+/* ---- the index behind store_load_snapshots ------------------------------ */
+
+static json_t *snap_doc(const char *uuid, const char *name, const char *parent, int sec)
+{
+  return json_pack("{s:i, s:s, s:s, s:s?, s:{s:i, s:i}, s:[{s:s, s:s, s:{s:s, s:s, s:s}}]}",
+                   "format", 1, "uuid", uuid, "name", name, "parent", parent, "ctime", "sec", sec,
+                   "nsec", 0, "disks", "target", "vda", "backend", "qcow2", "data", "tag", name,
+                   "layer_backing", "", "image", "/i.qcow2");
+}
+
+static void snap_path(fixture *f, const char *dom, const char *file, char *path, size_t len)
+{
+  snprintf(path, len, "%s/state/domains/%s/snapshots/%s", f->dir, dom, file);
+}
+
+/* Small domains keep no index: FILL more documents (of another disk
+ * target, created later) make the domain big enough. */
+#define FILL 40
+
+/* Three documents (and FILL others) written by one writer session; the
+ * index is saved when it closes. */
+static void write_three(fixture *f, const char *dom)
+{
+  store_domain *d;
+  vs_err err = {0};
+  assert_int_equal(store_open(f->ctx, dom, STORE_CREATE, &d, &err), 0);
+  json_t *none; /* an op loads before it writes: the index then knows every file */
+  assert_int_equal(store_load_snapshots(d, &none, &err), 0);
+  json_decref(none);
+  json_t *a = snap_doc("u-a", "a", NULL, 1), *b = snap_doc("u-b", "b", "u-a", 2),
+         *c = snap_doc("u-c", "c", "u-b", 3);
+  assert_int_equal(store_write_snapshot(d, a, &err), 0);
+  store_batch_begin(d);
+  assert_int_equal(store_write_snapshot(d, b, &err), 0);
+  assert_int_equal(store_write_snapshot(d, c, &err), 0);
+  for (int i = 0; i < FILL; i++) {
+    char uuid[16], name[16];
+    snprintf(uuid, sizeof uuid, "u-f%02d", i);
+    snprintf(name, sizeof name, "f%02d", i);
+    json_t *x = snap_doc(uuid, name, NULL, 100 + i);
+    json_object_set_new(json_array_get(json_object_get(x, "disks"), 0), "target",
+                        json_string("vdz"));
+    assert_int_equal(store_write_snapshot(d, x, &err), 0);
+    json_decref(x);
+  }
+  assert_int_equal(store_batch_end(d, 0, &err), 0);
+  store_close(d);
+  json_decref(a);
+  json_decref(b);
+  json_decref(c);
+}
+
+static json_t *load(fixture *f, const char *dom, int mode, store_domain **dp)
+{
+  vs_err err = {0};
+  json_t *arr = NULL;
+  assert_int_equal(store_open(f->ctx, dom, mode, dp, &err), 0);
+  assert_int_equal(store_load_snapshots(*dp, &arr, &err), 0);
+  return arr;
+}
+
+typedef struct sib_seen {
+  int n;
+  char names[8][16];
+  char backing[8][16];
+} sib_seen;
+
+static int sib_fn(void *user, const char *uuid, const char *name, const char *const *kv)
+{
+  sib_seen *s = user;
+  (void)uuid;
+  snprintf(s->names[s->n], sizeof s->names[0], "%s", name);
+  for (size_t i = 0; kv[i]; i += 2)
+    if (!strcmp(kv[i], "layer_backing")) snprintf(s->backing[s->n], 16, "[%s]", kv[i + 1]);
+  s->n++;
+  return 0;
+}
+
+/* Loaded through the index: light documents, in ctime order, made whole
+ * on demand; host->siblings answered from the index, empty values kept. */
+static void test_index_light_documents(void **state)
+{
+  fixture *f = *state;
+  store_domain *d;
+  vs_err err = {0};
+  write_three(f, "ix1");
+  char path[4200];
+  snap_path(f, "ix1", ".index", path, sizeof path);
+  assert_int_equal(access(path, F_OK), 0);
+  json_t *arr = load(f, "ix1", STORE_READ, &d);
+  assert_int_equal(json_array_size(arr), 3 + FILL);
+  json_t *b = json_array_get(arr, 1);
+  assert_string_equal(jstr(b, "name"), "b");
+  assert_string_equal(jstr(b, "parent"), "u-a");
+  assert_null(json_object_get(b, "disks")); /* light */
+  assert_true(json_is_null(json_object_get(json_array_get(arr, 0), "parent")) ||
+              !json_object_get(json_array_get(arr, 0), "parent"));
+  sib_seen seen = {0};
+  assert_int_equal(store_siblings(d, arr, "u-b", "vda", "qcow2", sib_fn, &seen), 0);
+  assert_int_equal(seen.n, 2);
+  assert_string_equal(seen.names[0], "a");
+  assert_string_equal(seen.backing[0], "[]");
+  assert_string_equal(seen.names[1], "c");
+  memset(&seen, 0, sizeof seen);
+  assert_int_equal(store_siblings(d, arr, NULL, "vdb", "qcow2", sib_fn, &seen), 0);
+  assert_int_equal(seen.n, 0);
+  assert_int_equal(store_doc(d, b, &err), 0);
+  assert_string_equal(jstr(json_object_get(json_array_get(json_object_get(b, "disks"), 0),
+                                           "data"), "tag"), "b");
+  json_decref(arr);
+  store_close(d);
+}
+
+/* A light document changed in memory and written keeps everything the
+ * file held. */
+static void test_index_write_light_keeps_document(void **state)
+{
+  fixture *f = *state;
+  store_domain *d;
+  vs_err err = {0};
+  write_three(f, "ix2");
+  json_t *arr = load(f, "ix2", STORE_WRITE, &d);
+  json_t *c = json_array_get(arr, 2);
+  json_object_set_new(c, "parent", json_string("u-a"));
+  assert_int_equal(store_write_snapshot(d, c, &err), 0);
+  json_decref(arr);
+  store_close(d);
+  char path[4200];
+  snap_path(f, "ix2", "u-c.json", path, sizeof path);
+  json_t *doc = json_load_file(path, 0, NULL);
+  assert_non_null(doc);
+  assert_string_equal(jstr(doc, "parent"), "u-a");
+  assert_int_equal(json_array_size(json_object_get(doc, "disks")), 1);
+  json_decref(doc);
+  arr = load(f, "ix2", STORE_READ, &d);
+  assert_string_equal(jstr(json_array_get(arr, 2), "parent"), "u-a");
+  json_decref(arr);
+  store_close(d);
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+  FILE *fp = fopen(path, "rb");
+  assert_non_null(fp);
+  char *buf = malloc(1 << 20);
+  *len = fread(buf, 1, 1 << 20, fp);
+  fclose(fp);
+  return buf;
+}
+
+static void spit(const char *path, const char *buf, size_t len)
+{
+  FILE *fp = fopen(path, "wb");
+  assert_non_null(fp);
+  assert_int_equal(fwrite(buf, 1, len, fp), len);
+  fclose(fp);
+}
+
+/* The documents are the truth: an index that disagrees with them (an old
+ * index put back, as a crash could leave it; documents changed, added or
+ * removed behind the store) is not believed for those files, and the next
+ * writer writes it again. */
+static void test_index_disagrees_with_documents(void **state)
+{
+  fixture *f = *state;
+  store_domain *d;
+  vs_err err = {0};
+  write_three(f, "ix3");
+  char ipath[4200], path[4200];
+  size_t ilen;
+  snap_path(f, "ix3", ".index", ipath, sizeof ipath);
+  char *old = slurp(ipath, &ilen);
+  /* A writer renames b and re-parents c under a; then the old index is
+   * put back. */
+  json_t *arr = load(f, "ix3", STORE_WRITE, &d);
+  json_t *b = json_array_get(arr, 1), *c = json_array_get(arr, 2);
+  json_object_set_new(b, "name", json_string("bb"));
+  json_object_set_new(c, "parent", json_string("u-a"));
+  store_batch_begin(d);
+  assert_int_equal(store_write_snapshot(d, b, &err), 0);
+  assert_int_equal(store_write_snapshot(d, c, &err), 0);
+  assert_int_equal(store_batch_end(d, 0, &err), 0);
+  json_decref(arr);
+  store_close(d);
+  spit(ipath, old, ilen);
+  /* Behind the store: a removed, d added. */
+  snap_path(f, "ix3", "u-a.json", path, sizeof path);
+  assert_int_equal(unlink(path), 0);
+  json_t *nd = snap_doc("u-d", "d", NULL, 4);
+  snap_path(f, "ix3", "u-d.json", path, sizeof path);
+  assert_int_equal(json_dump_file(nd, path, 0), 0);
+  json_decref(nd);
+  for (int round = 0; round < 2; round++) {
+    arr = load(f, "ix3", round ? STORE_READ : STORE_WRITE, &d);
+    assert_int_equal(json_array_size(arr), 3 + FILL);
+    assert_string_equal(jstr(json_array_get(arr, 0), "name"), "bb");
+    assert_string_equal(jstr(json_array_get(arr, 1), "parent"), "u-a");
+    assert_string_equal(jstr(json_array_get(arr, 2), "name"), "d");
+    sib_seen seen = {0};
+    assert_int_equal(store_siblings(d, arr, NULL, "vda", "qcow2", sib_fn, &seen), 0);
+    assert_int_equal(seen.n, 3);
+    assert_string_equal(seen.names[0], "bb");
+    json_decref(arr);
+    store_close(d); /* the writer (round 0) writes the index again */
+    size_t nlen;
+    char *now = slurp(ipath, &nlen);
+    assert_true(nlen != ilen || memcmp(now, old, ilen) != 0);
+    assert_non_null(strstr(now, "u-d.json"));
+    assert_null(strstr(now, "u-a.json"));
+    free(now);
+  }
+  free(old);
+}
+
+/* A damaged index (torn, flipped byte, garbage) is ignored. */
+static void test_index_damaged(void **state)
+{
+  fixture *f = *state;
+  store_domain *d;
+  write_three(f, "ix4");
+  char ipath[4200];
+  size_t len;
+  snap_path(f, "ix4", ".index", ipath, sizeof ipath);
+  char *good = slurp(ipath, &len);
+  for (int k = 0; k < 3; k++) {
+    char *bad = malloc(len);
+    memcpy(bad, good, len);
+    size_t blen = len;
+    if (k == 0) blen = len / 2;
+    if (k == 1) bad[len - 20] ^= 0x20; /* a name changed, the checksum not */
+    if (k == 2) memset(bad, 'x', len);
+    spit(ipath, bad, blen);
+    free(bad);
+    json_t *arr = load(f, "ix4", STORE_READ, &d);
+    assert_int_equal(json_array_size(arr), 3 + FILL);
+    assert_string_equal(jstr(json_array_get(arr, 0), "name"), "a");
+    assert_string_equal(jstr(json_array_get(arr, 1), "name"), "b");
+    assert_string_equal(jstr(json_array_get(arr, 2), "name"), "c");
+    assert_non_null(json_object_get(json_array_get(arr, 2), "disks")); /* read whole */
+    json_decref(arr);
+    store_close(d);
+  }
+  free(good);
+}
+
+/* A reader making a light document whole takes the file as it is now: a
+ * writer may have changed it since the reader loaded. */
+static void test_index_reader_sees_file(void **state)
+{
+  fixture *f = *state;
+  store_domain *r, *w;
+  vs_err err = {0};
+  write_three(f, "ix6");
+  json_t *arr = load(f, "ix6", STORE_READ, &r);
+  json_t *warr = load(f, "ix6", STORE_WRITE, &w);
+  json_t *wb = json_array_get(warr, 1);
+  json_object_set_new(wb, "name", json_string("renamed"));
+  assert_int_equal(store_write_snapshot(w, wb, &err), 0);
+  json_decref(warr);
+  store_close(w);
+  json_t *b = json_array_get(arr, 1);
+  assert_string_equal(jstr(b, "name"), "b"); /* as loaded */
+  assert_int_equal(store_doc(r, b, &err), 0);
+  assert_string_equal(jstr(b, "name"), "renamed");
+  json_decref(arr);
+  store_close(r);
+}
+
+/* A domain of a few snapshots keeps no index: reading them all is as cheap. */
+static void test_index_small_domain(void **state)
+{
+  fixture *f = *state;
+  store_domain *d;
+  vs_err err = {0};
+  json_t *arr = load(f, "ix7", STORE_CREATE, &d);
+  json_decref(arr);
+  json_t *a = snap_doc("u-a", "a", NULL, 1);
+  assert_int_equal(store_write_snapshot(d, a, &err), 0);
+  json_decref(a);
+  store_close(d);
+  char path[4200];
+  snap_path(f, "ix7", ".index", path, sizeof path);
+  assert_int_not_equal(access(path, F_OK), 0);
+  arr = load(f, "ix7", STORE_READ, &d);
+  assert_int_equal(json_array_size(arr), 1);
+  assert_non_null(json_object_get(json_array_get(arr, 0), "disks")); /* read whole */
+  json_decref(arr);
+  store_close(d);
+}
+
+/* A batch: nothing in place before its end, everything after; an error
+ * drops its temporary files. */
+static void test_batch(void **state)
+{
+  fixture *f = *state;
+  store_domain *d;
+  vs_err err = {0};
+  char path[4200];
+  assert_int_equal(store_open(f->ctx, "ix5", STORE_CREATE, &d, &err), 0);
+  json_t *a = snap_doc("u-a", "a", NULL, 1);
+  store_batch_begin(d);
+  assert_int_equal(store_write_snapshot(d, a, &err), 0);
+  assert_int_equal(store_write_domain(d, &err), 0);
+  snap_path(f, "ix5", "u-a.json", path, sizeof path);
+  assert_int_not_equal(access(path, F_OK), 0);
+  assert_int_equal(store_batch_end(d, VMSNAP_E_IO, &err), VMSNAP_E_IO);
+  snap_path(f, "ix5", ".u-a.json.tmp", path, sizeof path);
+  assert_int_not_equal(access(path, F_OK), 0);
+  store_batch_begin(d);
+  json_object_set_new(a, "name", json_string("a1"));
+  assert_int_equal(store_write_snapshot(d, a, &err), 0);
+  json_object_set_new(a, "name", json_string("a2")); /* written twice: the last wins */
+  assert_int_equal(store_write_snapshot(d, a, &err), 0);
+  assert_int_equal(store_write_domain(d, &err), 0);
+  assert_int_equal(store_batch_end(d, 0, &err), 0);
+  assert_int_not_equal(access(path, F_OK), 0);
+  snap_path(f, "ix5", "u-a.json", path, sizeof path);
+  json_t *doc = json_load_file(path, 0, NULL);
+  assert_string_equal(jstr(doc, "name"), "a2");
+  json_decref(doc);
+  snprintf(path, sizeof path, "%s/state/domains/ix5/domain.json", f->dir);
+  assert_int_equal(access(path, F_OK), 0);
+  json_decref(a);
+  store_close(d);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -225,6 +551,13 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_lock_busy, setup, teardown),
     cmocka_unit_test_setup_teardown(test_journal_blocks_until_recover, setup, teardown),
     cmocka_unit_test_setup_teardown(test_damaged_document, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_index_light_documents, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_index_write_light_keeps_document, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_index_disagrees_with_documents, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_index_damaged, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_index_reader_sees_file, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_index_small_domain, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,634 @@
+/* store_index.c — loading a domain's snapshot documents without parsing
+ * every one of them.
+ *
+ * Most ops need of every snapshot only its uuid, name, parent and ctime
+ * (names, the tree, the order); a few need the whole document of one or
+ * two. Parsing hundreds of documents costs milliseconds, so the store
+ * keeps snapshots/.index: for every document file its name, the file's
+ * identity when it was indexed (inode, size, mtime) and those four
+ * fields, and for host->siblings each disk's target, backend and string
+ * backend data. Loading lists the directory, stats each file and, when the
+ * index knows the file as it is now, makes a light document of the four
+ * fields; any other file is read and parsed. The documents stay the
+ * truth: an index that is damaged, missing or disagrees with a file is
+ * simply not used for that file, and the next writer writes it again.
+ *
+ * A light document becomes the whole one (its file read, the missing
+ * keys added) before anything needs more than the four fields: finding a
+ * snapshot to work on, applying updates, writing it, host->siblings.
+ *
+ * The index is only written by a writer (the domain lock held): it is
+ * removed before the first document changes and written again at
+ * store_close, without fsync (a cache: its checksum rejects a torn one,
+ * and a lost one is rebuilt). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store.h"
+
+#define INDEX_NAME ".index"
+#define INDEX_MAGIC "vmsnap-index 1"
+/* Below this many documents parsing them all costs about what keeping the
+ * index does (its write, and the write-back the next op's fsync pays). */
+#define INDEX_MIN_DOCS 32
+
+struct store_known {
+  char *file;
+  uint64_t ino, size;
+  int64_t msec, mnsec;
+  char *uuid, *name, *parent; /* parent NULL: null; parent_absent: no key */
+  char *disks; /* per disk "target US backend (US key US value)*", RS between */
+  int parent_absent;
+  int64_t csec, cnsec;
+  char *mem; /* owns the strings above when not NULL */
+  int used;  /* seen in the directory by this load */
+};
+
+struct store_entry {
+  json_t *doc; /* a reference; light until expanded */
+  char *file;
+  char *disks; /* the index's summary, while light */
+  int light;
+};
+
+#define RS ((char)0x1e)
+#define US ((char)0x1f)
+
+static uint64_t fnv64(const char *s, size_t n)
+{
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+  return h;
+}
+
+static int field_ok(const char *s)
+{
+  return s && !strpbrk(s, "\t\n\x1e\x1f");
+}
+
+static int cat(char **buf, size_t *len, size_t *cap, const char *s)
+{
+  size_t n = strlen(s);
+  if (*len + n + 2 > *cap) {
+    char *g = realloc(*buf, *cap = (*len + n + 2) * 2);
+    if (!g) return 0;
+    *buf = g;
+  }
+  memcpy(*buf + *len, s, n + 1);
+  *len += n;
+  return 1;
+}
+
+/* The disks summary host->siblings needs; NULL when a string cannot be
+ * held (the index then holds nothing for this document). */
+static char *disks_summary(json_t *doc)
+{
+  size_t len = 0, cap = 256, i;
+  char *buf = malloc(cap), sep[2] = {0, 0};
+  json_t *disk;
+  if (!buf) return NULL;
+  buf[0] = '\0';
+  json_array_foreach(json_object_get(doc, "disks"), i, disk) {
+    const char *target = jstr(disk, "target"), *backend = jstr(disk, "backend"), *key;
+    json_t *v;
+    if (!target || !backend) continue; /* host->siblings skips it */
+    int ok = field_ok(target) && field_ok(backend);
+    sep[0] = RS;
+    ok = ok && (!len || cat(&buf, &len, &cap, sep)) && cat(&buf, &len, &cap, target);
+    sep[0] = US;
+    ok = ok && cat(&buf, &len, &cap, sep) && cat(&buf, &len, &cap, backend);
+    json_object_foreach(json_object_get(disk, "data"), key, v) {
+      if (!ok || !json_is_string(v)) continue;
+      ok = field_ok(key) && field_ok(json_string_value(v)) && cat(&buf, &len, &cap, sep) &&
+           cat(&buf, &len, &cap, key) && cat(&buf, &len, &cap, sep) &&
+           cat(&buf, &len, &cap, json_string_value(v));
+    }
+    if (!ok) {
+      free(buf);
+      return NULL;
+    }
+  }
+  return buf;
+}
+
+/* Fills k's fields from a whole document; 0 when the index cannot hold it. */
+static int known_from_doc(store_known *k, const char *file, const struct stat *st, json_t *doc)
+{
+  json_t *ctime = json_object_get(doc, "ctime"), *parent = json_object_get(doc, "parent");
+  json_t *sec = json_object_get(ctime, "sec"), *nsec = json_object_get(ctime, "nsec");
+  const char *uuid = jstr(doc, "uuid"), *name = jstr(doc, "name");
+  const char *p = json_string_value(parent);
+  if (!field_ok(file) || !field_ok(uuid) || !field_ok(name) || !json_is_integer(sec) ||
+      !json_is_integer(nsec) || json_object_size(ctime) != 2 ||
+      (parent && !json_is_null(parent) && !field_ok(p)))
+    return 0;
+  char *disks = disks_summary(doc);
+  if (!disks) return 0;
+  memset(k, 0, sizeof *k);
+  k->mem = xasprintf("%s%c%s%c%s%c%s%c%s", file, 0, uuid, 0, name, 0, disks, 0, p ? p : "");
+  free(disks);
+  if (!k->mem) return 0;
+  k->file = k->mem;
+  k->uuid = k->file + strlen(file) + 1;
+  k->name = k->uuid + strlen(uuid) + 1;
+  k->disks = k->name + strlen(name) + 1;
+  k->parent = p ? k->disks + strlen(k->disks) + 1 : NULL;
+  k->parent_absent = !parent;
+  k->ino = (uint64_t)st->st_ino;
+  k->size = (uint64_t)st->st_size;
+  k->msec = (int64_t)st->st_mtim.tv_sec;
+  k->mnsec = (int64_t)st->st_mtim.tv_nsec;
+  k->csec = json_integer_value(sec);
+  k->cnsec = json_integer_value(nsec);
+  return 1;
+}
+
+/* Built key by key: json_pack parses its format for every document. */
+static json_t *light_doc(const store_known *k)
+{
+  json_t *doc = json_object(), *ctime = json_object();
+  if (!doc || !ctime || json_object_set_new_nocheck(doc, "ctime", ctime) ||
+      json_object_set_new_nocheck(ctime, "sec", json_integer(k->csec)) ||
+      json_object_set_new_nocheck(ctime, "nsec", json_integer(k->cnsec)) ||
+      json_object_set_new_nocheck(doc, "uuid", json_string(k->uuid)) ||
+      json_object_set_new_nocheck(doc, "name", json_string(k->name)) ||
+      (!k->parent_absent &&
+       json_object_set_new_nocheck(doc, "parent",
+                                   k->parent ? json_string(k->parent) : json_null()))) {
+    if (!doc) json_decref(ctime);
+    json_decref(doc);
+    return NULL;
+  }
+  return doc;
+}
+
+static void known_clear(store_domain *d)
+{
+  for (size_t i = 0; i < d->nknown; i++) free(d->known[i].mem);
+  free(d->known);
+  free(d->index_text);
+  d->known = NULL;
+  d->index_text = NULL;
+  d->nknown = 0;
+}
+
+static int by_file(const void *a, const void *b)
+{
+  return strcmp(((const store_known *)a)->file, ((const store_known *)b)->file);
+}
+
+static int next_field(char **p, char **out)
+{
+  char *s = *p, *e = strchr(s, '\t');
+  if (!e) return 0;
+  *e = '\0';
+  *out = s;
+  *p = e + 1;
+  return 1;
+}
+
+static int parse_int(const char *s, int64_t *out)
+{
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno || end == s || *end) return 0;
+  *out = v;
+  return 1;
+}
+
+/* One line: file ino size msec mnsec uuid parent csec cnsec disks name,
+ * the parent as N (null), A (no key) or S<uuid>. */
+static int parse_line(char *line, store_known *k)
+{
+  char *f[10];
+  int64_t ino, size;
+  memset(k, 0, sizeof *k);
+  for (int i = 0; i < 10; i++)
+    if (!next_field(&line, &f[i])) return 0;
+  if (!parse_int(f[1], &ino) || !parse_int(f[2], &size) || !parse_int(f[3], &k->msec) ||
+      !parse_int(f[4], &k->mnsec) || !parse_int(f[7], &k->csec) || !parse_int(f[8], &k->cnsec))
+    return 0;
+  if (f[6][0] == 'S') k->parent = f[6] + 1;
+  else if (f[6][0] == 'A' && !f[6][1]) k->parent_absent = 1;
+  else if (!(f[6][0] == 'N' && !f[6][1])) return 0;
+  k->file = f[0];
+  k->ino = (uint64_t)ino;
+  k->size = (uint64_t)size;
+  k->uuid = f[5];
+  k->disks = f[9];
+  k->name = line;
+  return *k->file && *k->uuid;
+}
+
+/* Reads snapshots/.index into d->known (sorted by file); nothing when it
+ * is missing, damaged or of another format. */
+static void index_read(store_domain *d)
+{
+  int fd = openat(d->snapdirfd, INDEX_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  struct stat st;
+  if (fd < 0) return;
+  char *buf = NULL;
+  if (fstat(fd, &st) == 0 && st.st_size > 0 && st.st_size < (64 << 20) &&
+      (buf = malloc((size_t)st.st_size + 1))) {
+    ssize_t r;
+    size_t len = 0;
+    while (len < (size_t)st.st_size &&
+           ((r = read(fd, buf + len, (size_t)st.st_size - len)) > 0 || (r < 0 && errno == EINTR)))
+      if (r > 0) len += (size_t)r;
+    if (len != (size_t)st.st_size) { free(buf); buf = NULL; }
+    else buf[len] = '\0';
+  }
+  close(fd);
+  if (!buf) return;
+  size_t n = 0;
+  uint64_t sum = 0;
+  char *body = strchr(buf, '\n');
+  if (!body || sscanf(buf, INDEX_MAGIC " %zu %" SCNx64 "\n", &n, &sum) != 2 ||
+      fnv64(body + 1, strlen(body + 1)) != sum || n > (size_t)st.st_size) {
+    free(buf);
+    return;
+  }
+  store_known *known = calloc(n ? n : 1, sizeof *known);
+  size_t i = 0;
+  for (char *line = body + 1; known && i < n && *line; i++) {
+    char *nl = strchr(line, '\n');
+    if (!nl) break;
+    *nl = '\0';
+    if (!parse_line(line, &known[i])) break;
+    line = nl + 1;
+  }
+  if (!known || i != n) {
+    free(known);
+    free(buf);
+    return;
+  }
+  qsort(known, n, sizeof *known, by_file);
+  d->known = known;
+  d->nknown = n;
+  d->index_text = buf;
+}
+
+static store_known *known_find(store_domain *d, const char *file)
+{
+  store_known key = {.file = (char *)file};
+  return d->nknown ? bsearch(&key, d->known, d->nknown, sizeof key, by_file) : NULL;
+}
+
+/* Adds or replaces the record of file (k's strings owned by k->mem). */
+static void known_put(store_domain *d, store_known *k)
+{
+  store_known *old = NULL;
+  for (size_t i = 0; i < d->nknown && !old; i++)
+    if (!strcmp(d->known[i].file, k->file)) old = &d->known[i];
+  if (old) {
+    free(old->mem);
+    *old = *k;
+  } else {
+    store_known *g = realloc(d->known, (d->nknown + 1) * sizeof *g);
+    if (!g) { free(k->mem); d->index_complete = 0; return; }
+    d->known = g;
+    d->known[d->nknown++] = *k;
+  }
+  qsort(d->known, d->nknown, sizeof *d->known, by_file);
+}
+
+static void known_drop(store_domain *d, const char *file)
+{
+  for (size_t i = 0; i < d->nknown; i++)
+    if (!strcmp(d->known[i].file, file)) {
+      free(d->known[i].mem);
+      memmove(&d->known[i], &d->known[i + 1], (d->nknown - i - 1) * sizeof *d->known);
+      d->nknown--;
+      return;
+    }
+}
+
+static int track(store_domain *d, json_t *doc, const char *file, const char *disks)
+{
+  if (d->nents == d->capents) {
+    size_t cap = d->capents ? d->capents * 2 : 64;
+    store_entry *g = realloc(d->ents, cap * sizeof *g);
+    if (!g) return -1;
+    d->ents = g;
+    d->capents = cap;
+  }
+  char *f = xstrdup(file), *s = xstrdup(disks);
+  if (!f || (disks && !s)) {
+    free(f);
+    free(s);
+    return -1;
+  }
+  d->ents[d->nents++] = (store_entry){.doc = json_incref(doc), .file = f, .disks = s,
+                                      .light = disks != NULL};
+  d->ents_sorted = 0;
+  return 0;
+}
+
+/* One document file of the directory: light when the index knows it as
+ * it is, else read whole (and recorded for the next index). */
+static int load_one(store_domain *d, const char *file, json_t **out, vs_err *err)
+{
+  struct stat st;
+  *out = NULL;
+  if (fstatat(d->snapdirfd, file, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return errno == ENOENT ? 0 : err_set(err, VMSNAP_E_IO, "cannot read %s/snapshots/%s: %s",
+                                         d->dir, file, strerror(errno));
+  store_known *k = known_find(d, file);
+  if (k && k->ino == (uint64_t)st.st_ino && k->size == (uint64_t)st.st_size &&
+      k->msec == (int64_t)st.st_mtim.tv_sec && k->mnsec == (int64_t)st.st_mtim.tv_nsec) {
+    k->used = 1;
+    *out = light_doc(k);
+    if (!*out || track(d, *out, file, k->disks)) {
+      json_decref(*out);
+      *out = NULL;
+      return err_set(err, VMSNAP_E_NOMEM, "out of memory");
+    }
+    return 0;
+  }
+  int rc = fs_read_json(d->snapdirfd, file, out, err);
+  if (rc == VMSNAP_E_NOT_FOUND) return 0; /* removed meanwhile */
+  if (rc) return rc;
+  d->index_dirty = 1;
+  store_known nk;
+  if (known_from_doc(&nk, file, &st, *out)) {
+    nk.used = 1;
+    known_put(d, &nk);
+  } else {
+    d->index_complete = 0; /* a document the index cannot describe */
+  }
+  if (track(d, *out, file, NULL)) {
+    json_decref(*out);
+    *out = NULL;
+    return err_set(err, VMSNAP_E_NOMEM, "out of memory");
+  }
+  return 0;
+}
+
+int store_index_load(store_domain *d, json_t ***docsp, size_t *np, vs_err *err)
+{
+  *docsp = NULL;
+  *np = 0;
+  int fd = openat(d->snapdirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+  if (!dir) {
+    if (fd >= 0) close(fd);
+    return err_set(err, VMSNAP_E_IO, "cannot list %s/snapshots: %s", d->dir, strerror(errno));
+  }
+  known_clear(d);
+  index_read(d);
+  d->index_complete = 1;
+  d->index_dirty = d->nknown == 0;
+  size_t n = 0, cap = 64;
+  json_t **docs = malloc(cap * sizeof *docs);
+  struct dirent *de;
+  int rc = 0;
+  while (docs && (de = readdir(dir))) {
+    size_t len = strlen(de->d_name);
+    if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".json") != 0)
+      continue;
+    json_t *doc;
+    if ((rc = load_one(d, de->d_name, &doc, err))) break;
+    if (!doc) continue;
+    if (n == cap) {
+      json_t **g = realloc(docs, (cap *= 2) * sizeof *docs);
+      if (!g) { json_decref(doc); break; }
+      docs = g;
+    }
+    docs[n++] = doc;
+  }
+  closedir(dir);
+  if (!docs) return err_set(err, VMSNAP_E_NOMEM, "out of memory");
+  /* Files the index knew that are gone. */
+  for (size_t i = 0; i < d->nknown;)
+    if (!d->known[i].used) {
+      known_drop(d, d->known[i].file);
+      d->index_dirty = 1;
+    } else {
+      i++;
+    }
+  if (rc) {
+    for (size_t i = 0; i < n; i++) json_decref(docs[i]);
+    free(docs);
+    return rc;
+  }
+  *docsp = docs;
+  *np = n;
+  return 0;
+}
+
+static store_entry *entry_of(store_domain *d, json_t *doc)
+{
+  for (size_t i = d->nents; i-- > 0;)
+    if (d->ents[i].doc == doc) return &d->ents[i];
+  return NULL;
+}
+
+/* Reads the whole document under a light one. A writer keeps the keys it
+ * set in memory since (a new parent…); a reader takes the file as it is
+ * now (a writer may have changed it since the load). */
+static int expand(store_domain *d, store_entry *e, vs_err *err)
+{
+  json_t *full;
+  int rc = fs_read_json(d->snapdirfd, e->file, &full, err);
+  if (rc == VMSNAP_E_NOT_FOUND)
+    return err_set(err, VMSNAP_E_IO, "snapshot document %s/snapshots/%s was removed meanwhile; "
+                   "try again", d->dir, e->file);
+  if (rc) return rc;
+  if ((d->lockfd >= 0 ? json_object_update_missing : json_object_update)(e->doc, full)) {
+    json_decref(full);
+    return err_set(err, VMSNAP_E_NOMEM, "out of memory");
+  }
+  json_decref(full);
+  e->light = 0;
+  return 0;
+}
+
+int store_doc(store_domain *d, json_t *doc, vs_err *err)
+{
+  if (!d || !doc) return 0;
+  pthread_mutex_lock(&d->ents_lock);
+  store_entry *e = entry_of(d, doc);
+  int rc = e && e->light ? expand(d, e, err) : 0;
+  pthread_mutex_unlock(&d->ents_lock);
+  return rc;
+}
+
+int store_docs_all(store_domain *d, vs_err *err)
+{
+  if (!d) return 0;
+  int rc = 0;
+  pthread_mutex_lock(&d->ents_lock);
+  for (size_t i = 0; !rc && !d->all_expanded && i < d->nents; i++)
+    if (d->ents[i].light) rc = expand(d, &d->ents[i], err);
+  if (!rc) d->all_expanded = 1;
+  pthread_mutex_unlock(&d->ents_lock);
+  return rc;
+}
+
+static int by_doc(const void *a, const void *b)
+{
+  uintptr_t x = (uintptr_t)(*(store_entry *const *)a)->doc;
+  uintptr_t y = (uintptr_t)(*(store_entry *const *)b)->doc;
+  return x < y ? -1 : x > y;
+}
+
+/* The entry of doc, by binary search (the sorted view is built once per
+ * set of entries). Called with ents_lock held. */
+static store_entry *entry_sorted(store_domain *d, json_t *doc)
+{
+  if (!d->ents_sorted) {
+    store_entry **g = realloc(d->ents_by_doc, (d->nents ? d->nents : 1) * sizeof *g);
+    if (!g) return entry_of(d, doc);
+    d->ents_by_doc = g;
+    for (size_t i = 0; i < d->nents; i++) g[i] = &d->ents[i];
+    qsort(g, d->nents, sizeof *g, by_doc);
+    d->ents_sorted = 1;
+  }
+  store_entry key = {.doc = doc}, *kp = &key;
+  store_entry **e = bsearch(&kp, d->ents_by_doc, d->nents, sizeof kp, by_doc);
+  return e ? *e : NULL;
+}
+
+/* Cuts s at the next sep (empty fields kept); NULL after the last. */
+static char *next_cut(char **s, char sep)
+{
+  char *f = *s;
+  if (!f) return NULL;
+  char *e = strchr(f, sep);
+  if (e) *e = '\0';
+  *s = e ? e + 1 : NULL;
+  return f;
+}
+
+/* fn for one light document's disks of target and backend, from the
+ * index's summary: no document is read. */
+static int summary_siblings(const char *uuid, const char *name, char *disks,
+                            const char *target, const char *backend, store_sibling_fn *fn,
+                            void *user)
+{
+  int rc = 0;
+  char *rest = *disks ? disks : NULL;
+  for (char *disk; !rc && (disk = next_cut(&rest, RS));) {
+    const char *kv[258];
+    size_t n = 0;
+    char *in = disk, *t = next_cut(&in, US), *b = next_cut(&in, US);
+    if (!t || !b || strcmp(t, target) || strcmp(b, backend)) continue;
+    for (char *f; n < 256 && (f = next_cut(&in, US));) kv[n++] = f;
+    kv[n & ~(size_t)1] = NULL; /* pairs only */
+    rc = fn(user, uuid, name, kv);
+  }
+  return rc;
+}
+
+int store_siblings(store_domain *d, json_t *docs, const char *self, const char *target,
+                   const char *backend, store_sibling_fn *fn, void *user)
+{
+  size_t i;
+  json_t *doc;
+  int rc = 0;
+  json_array_foreach(docs, i, doc) {
+    const char *uuid = jstr(doc, "uuid");
+    if (!uuid || (self && strcmp(uuid, self) == 0)) continue;
+    pthread_mutex_lock(&d->ents_lock);
+    store_entry *e = entry_sorted(d, doc);
+    int light = e && e->light;
+    char *disks = light ? xstrdup(e->disks) : NULL;
+    pthread_mutex_unlock(&d->ents_lock);
+    if (light && !disks) return VMSNAP_E_NOMEM;
+    if (light) {
+      rc = summary_siblings(uuid, jstr(doc, "name"), disks, target, backend, fn, user);
+      free(disks);
+    } else {
+      rc = store_doc_siblings(doc, target, backend, fn, user);
+    }
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+void store_index_changing(store_domain *d)
+{
+  if (d->index_dropped) return;
+  /* Before the first document changes: a crash from here on leaves no
+   * index to trust (the document writes' directory flush makes this
+   * removal durable with them). */
+  unlinkat(d->snapdirfd, INDEX_NAME, 0);
+  d->index_dropped = 1;
+  d->index_dirty = 1;
+}
+
+void store_index_written(store_domain *d, const char *file, json_t *doc)
+{
+  struct stat st;
+  store_known k;
+  if (fstatat(d->snapdirfd, file, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      known_from_doc(&k, file, &st, doc))
+    known_put(d, &k);
+  else
+    d->index_complete = 0;
+}
+
+void store_index_removed(store_domain *d, const char *file)
+{
+  known_drop(d, file);
+}
+
+/* Writes the index of what this writer knows of every file: a temporary
+ * file renamed into place, no fsync. */
+void store_index_save(store_domain *d)
+{
+  if (d->lockfd < 0 || !d->index_complete || !d->index_dirty || d->nknown < INDEX_MIN_DOCS)
+    return;
+  size_t cap = 256 + d->nknown * 256, len = 0;
+  char *buf = malloc(cap);
+  for (size_t i = 0; buf && i < d->nknown; i++) {
+    const store_known *k = &d->known[i];
+    size_t need = strlen(k->file) + strlen(k->uuid) + strlen(k->name) + strlen(k->disks) +
+                  (k->parent ? strlen(k->parent) : 0) + 160;
+    if (len + need > cap) {
+      char *g = realloc(buf, cap = (len + need) * 2);
+      if (!g) { free(buf); buf = NULL; break; }
+      buf = g;
+    }
+    len += (size_t)snprintf(buf + len, cap - len,
+                            "%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRId64 "\t%" PRId64 "\t%s\t%s%s\t%" PRId64
+                            "\t%" PRId64 "\t%s\t%s\n",
+                            k->file, k->ino, k->size, k->msec, k->mnsec, k->uuid,
+                            k->parent ? "S" : k->parent_absent ? "A" : "N",
+                            k->parent ? k->parent : "", k->csec, k->cnsec, k->disks, k->name);
+  }
+  if (!buf) return;
+  char head[96];
+  int hl = snprintf(head, sizeof head, INDEX_MAGIC " %zu %016" PRIx64 "\n", d->nknown,
+                    fnv64(buf, len));
+  int fd = openat(d->snapdirfd, "." INDEX_NAME ".tmp",
+                  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  int ok = fd >= 0 && write(fd, head, (size_t)hl) == hl && write(fd, buf, len) == (ssize_t)len;
+  if (fd >= 0) close(fd);
+  free(buf);
+  if (!ok || renameat(d->snapdirfd, "." INDEX_NAME ".tmp", d->snapdirfd, INDEX_NAME) < 0)
+    unlinkat(d->snapdirfd, "." INDEX_NAME ".tmp", 0);
+}
+
+void store_index_free(store_domain *d)
+{
+  known_clear(d);
+  for (size_t i = 0; i < d->nents; i++) {
+    json_decref(d->ents[i].doc);
+    free(d->ents[i].file);
+    free(d->ents[i].disks);
+  }
+  free(d->ents);
+  free(d->ents_by_doc);
+  d->ents_by_doc = NULL;
+  d->ents = NULL;
+  d->nents = d->capents = 0;
+}
