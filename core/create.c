@@ -189,16 +189,7 @@ static int make_disks(create_state *c)
   /* What domain.json said before, so a rolled-back create restores it. */
   json_object_set(c->journal, "prev_current", json_object_get(c->sd->doc, "current"));
   json_object_set(c->journal, "prev_disks", json_object_get(c->sd->doc, "disks"));
-  if ((rc = store_journal_write(c->sd, c->journal, c->err))) return rc;
-  /* The journal only records intent: the in-use scan ran meanwhile, and
-   * its verdict comes before any storage is touched. */
-  rc = disks_inuse_finish(c->inuse, c->err);
-  c->inuse = NULL;
-  if (rc) {
-    vs_err ignore = {0};
-    store_journal_clear(c->sd, &ignore);
-    return rc;
-  }
+  if ((rc = journal_begin(c->sd, c->journal, &c->inuse, c->err))) return rc;
   crashpoint("create:journaled");
 
   op_set_phase(c->op, "create", c->njobs);

@@ -4,6 +4,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "disks.h"
 #include "engine.h"
 
 int jobs_for_snapshot(vmsnap_op *op, json_t *doc, json_t *snaps, vmsnap_job_kind kind,
@@ -110,6 +111,19 @@ vmsnap_snapshot *snapshot_for_result(json_t *doc, json_t *by_uuid, const char *c
   s->parent_name = p ? xstrdup(jstr(p, "name")) : NULL;
   s->current = current_uuid && uuid && strcmp(current_uuid, uuid) == 0;
   return s;
+}
+
+int journal_begin(store_domain *sd, json_t *journal, struct inuse_check **inuse, vs_err *err)
+{
+  int rc = store_journal_write(sd, journal, err);
+  if (rc) return rc;
+  rc = disks_inuse_finish(*inuse, err);
+  *inuse = NULL;
+  if (rc) {
+    vs_err ignore = {0};
+    store_journal_clear(sd, &ignore);
+  }
+  return rc;
 }
 
 json_t *journal_new(const char *op, json_t *snapshot_doc)

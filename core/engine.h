@@ -29,6 +29,11 @@ json_t *snapshots_by_uuid(json_t *snaps);
 vmsnap_snapshot *snapshot_for_result(json_t *doc, json_t *by_uuid, const char *current_uuid);
 
 json_t *journal_new(const char *op, json_t *snapshot_doc);
+struct inuse_check;
+/* Writes the journal, then waits for the in-use scan that ran meanwhile
+ * (*inuse, taken; NULL: none): nothing on storage changes before its
+ * verdict, and a refusal clears the journal again. */
+int journal_begin(store_domain *sd, json_t *journal, struct inuse_check **inuse, vs_err *err);
 /* Opens the domain for writing and refuses when a journal is pending. */
 int open_for_write(vmsnap_op *op, domain_ref **domp, store_domain **sdp, json_t **snapsp);
 int snapshot_has_children(json_t *snaps, const char *uuid);

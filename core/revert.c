@@ -89,16 +89,7 @@ static int stage(revert_state *c)
 
   c->journal = journal_new("revert", c->doc);
   json_object_set_new(c->journal, "phase", json_string("stage"));
-  if ((rc = store_journal_write(c->sd, c->journal, c->err))) return rc;
-  /* The in-use scan ran while the intent was written; nothing on storage
-   * changes before its verdict. */
-  rc = disks_inuse_finish(c->inuse, c->err);
-  c->inuse = NULL;
-  if (rc) {
-    vs_err ignore = {0};
-    store_journal_clear(c->sd, &ignore);
-    return rc;
-  }
+  if ((rc = journal_begin(c->sd, c->journal, &c->inuse, c->err))) return rc;
   crashpoint("revert:journaled");
   op_set_phase(c->op, "revert", c->njobs);
   rc = jobs_run(c->jobs, c->njobs, STEP_REVERT, c->staged, c->err);
