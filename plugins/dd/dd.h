@@ -18,6 +18,8 @@
 
 #include <vmsnap/vmsnap-plugin.h>
 
+#include "plugin_util.h"
+
 #include "copy.h"
 
 #define DD_MARK_XATTR "user.vmsnap.snapshot"
@@ -56,7 +58,6 @@ int dd_space_check(const dd_job *j, const char *target, const char *dir,
                    uint64_t needed);
 int dd_needed_bytes(const dd_job *j, const char *src, const char *dest_dir,
                     uint64_t *needed, uint64_t *data, uint64_t *size);
-void dd_human_size(uint64_t bytes, char *buf, size_t len);
 
 /* job.c */
 dd_copy_ops dd_job_ops(dd_job *j, int cancellable);

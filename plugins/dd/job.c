@@ -82,7 +82,7 @@ void dd_copy_done(const dd_job *j, const char *what, const dd_copy_result *res,
                                         "copy_file_range", "read/write"};
   char size_s[32];
 
-  dd_human_size(res->done, size_s, sizeof(size_s));
+  vp_human_size(res->done, size_s, sizeof(size_s));
   j->host->log(j->job, VMSNAP_LOG_INFO, "%s: %s of data by %s in %.3f s", what,
                size_s, methods[res->method], seconds);
 }

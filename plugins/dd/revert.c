@@ -52,8 +52,8 @@ static int check_device(const dd_job *j, const dd_disk *d, const char *snap,
   close(fd);
   if (rc == 0 && (uint64_t)sb->st_size > dev_size) {
     char need[32], have[32];
-    dd_human_size((uint64_t)sb->st_size, need, sizeof(need));
-    dd_human_size(dev_size, have, sizeof(have));
+    vp_human_size((uint64_t)sb->st_size, need, sizeof(need));
+    vp_human_size(dev_size, have, sizeof(have));
     return j->host->error(j->job, VMSNAP_E_NOSPC,
                           "disk %s: the snapshot %s holds %s, the device %s "
                           "only %s; grow the device first", target, snap,

@@ -10,22 +10,6 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-void dd_human_size(uint64_t bytes, char *buf, size_t len)
-{
-  static const char *const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  double v = (double)bytes;
-  size_t u = 0;
-
-  while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
-    v /= 1024;
-    u++;
-  }
-  if (u == 0)
-    snprintf(buf, len, "%llu bytes", (unsigned long long)bytes);
-  else
-    snprintf(buf, len, "%.1f %s", v, units[u]);
-}
-
 /* The mount point holding dir: the last ancestor on the same device. Good
  * enough to name the filesystem in a message. */
 static void mount_point(const char *dir, char *buf, size_t len)
@@ -64,8 +48,8 @@ int dd_space_check(const dd_job *j, const char *target, const char *dir,
   if (needed <= avail)
     return 0;
   char need_s[32], avail_s[32], mnt[PATH_MAX];
-  dd_human_size(needed, need_s, sizeof(need_s));
-  dd_human_size(avail, avail_s, sizeof(avail_s));
+  vp_human_size(needed, need_s, sizeof(need_s));
+  vp_human_size(avail, avail_s, sizeof(avail_s));
   mount_point(dir, mnt, sizeof(mnt));
   int same = strcmp(mnt, dir) == 0;
   return j->host->error(j->job, VMSNAP_E_NOSPC,

@@ -336,8 +336,8 @@ static int space_for(q2_job *j, const char *path, uint64_t need, const char *wha
   if (statvfs(dirname(d), &sv) < 0) return 0; /* the tool will say */
   uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
   if (avail >= need) return 0;
-  q2_human_size(need, need_s, sizeof(need_s));
-  q2_human_size(avail, have_s, sizeof(have_s));
+  vp_human_size(need, need_s, sizeof(need_s));
+  vp_human_size(avail, have_s, sizeof(have_s));
   return j->host->error(j->job, VMSNAP_E_NOSPC,
                         "%s: merging the layer needs up to %s free next to %s, only %s is "
                         "free; nothing was changed; free some space there",

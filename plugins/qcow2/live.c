@@ -81,7 +81,7 @@ int q2_live_prepare_create(q2_job *j, const vmsnap_job_info *info)
 {
   const vmsnap_disk *d = info->disk;
   const char *tag = info->object_name;
-  char what[PATH_MAX + 512], ids[256];
+  char what[PATH_MAX + 512];
   q2_info inf = {0};
   int rc;
 
@@ -111,16 +111,7 @@ int q2_live_prepare_create(q2_job *j, const vmsnap_job_info *info)
                         what, j->image, j->image);
     goto out;
   }
-  if (q2_count_tag(&inf, tag)) {
-    q2_ids_with_tag(&inf, tag, ids, sizeof(ids));
-    rc = j->host->error(j->job, VMSNAP_E_EXISTS,
-                        "%s: the image already holds a snapshot tagged %s (qcow2 id %s) that "
-                        "no recorded vmsnap snapshot owns (its record was deleted, or it was "
-                        "made by hand); vmsnap never touches it: choose another snapshot "
-                        "name, or delete it yourself if it is not needed",
-                        what, tag, ids);
-    goto out;
-  }
+  if ((rc = q2_refuse_taken_tag(j, &inf, tag, what)) < 0) goto out;
   if ((rc = q2_space_check(j, &inf, 0)) < 0) goto out;
   if ((rc = j->host->set(j->job, "tag", tag)) < 0 ||
       (rc = j->host->set(j->job, "image", j->image)) < 0 ||

@@ -67,7 +67,7 @@ int q2_space_check(q2_job *j, const q2_info *inf, uint64_t end_offset)
   if (j->is_block) {
     uint64_t dev = block_size(j->image);
     if (dev && end_offset && dev < end_offset + need) {
-      q2_human_size(dev > end_offset ? dev - end_offset : 0, have_s, sizeof(have_s));
+      vp_human_size(dev > end_offset ? dev - end_offset : 0, have_s, sizeof(have_s));
       j->host->warn(j->job,
                     "the qcow2 image on %s ends %s before the end of the device; "
                     "if the snapshot or later guest writes need more, they fail: grow the "
@@ -88,8 +88,8 @@ int q2_space_check(q2_job *j, const q2_info *inf, uint64_t end_offset)
   }
   uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
   if (avail >= need) return 0;
-  q2_human_size(need, need_s, sizeof(need_s));
-  q2_human_size(avail, have_s, sizeof(have_s));
+  vp_human_size(need, need_s, sizeof(need_s));
+  vp_human_size(avail, have_s, sizeof(have_s));
   return j->host->error(j->job, VMSNAP_E_NOSPC,
                         "an internal snapshot of %s needs about %s free on its filesystem "
                         "(metadata and refcounts), only %s is free in %s; free some space "
@@ -115,7 +115,7 @@ int q2_validate(q2_job *j, const char *what, q2_info *inf, uint64_t *end_offset)
 static int prepare_create(q2_job *j, const vmsnap_job_info *info)
 {
   const char *tag = info->object_name;
-  char what[PATH_MAX + 512], ids[256];
+  char what[PATH_MAX + 512];
   uint64_t end_offset = 0;
   q2_info inf;
   int rc;
@@ -126,16 +126,7 @@ static int prepare_create(q2_job *j, const vmsnap_job_info *info)
                           tag ? tag : "");
   describe(j, what, sizeof(what), "cannot take", tag);
   if ((rc = q2_validate(j, what, &inf, &end_offset)) < 0) goto out;
-  if (q2_count_tag(&inf, tag)) {
-    q2_ids_with_tag(&inf, tag, ids, sizeof(ids));
-    rc = j->host->error(j->job, VMSNAP_E_EXISTS,
-                        "%s: the image already holds a snapshot tagged %s (qcow2 id %s) that "
-                        "no recorded vmsnap snapshot owns (its record was deleted, or it was "
-                        "made by hand); vmsnap never touches it: choose another snapshot "
-                        "name, or delete it yourself if it is not needed",
-                        what, tag, ids);
-    goto out;
-  }
+  if ((rc = q2_refuse_taken_tag(j, &inf, tag, what)) < 0) goto out;
   if ((rc = q2_space_check(j, &inf, end_offset)) < 0) goto out;
   if ((rc = j->host->set(j->job, "tag", tag)) < 0 ||
       (rc = j->host->set(j->job, "image", j->image)) < 0)

@@ -49,6 +49,8 @@
 
 #include <vmsnap/vmsnap-plugin.h>
 
+#include "plugin_util.h"
+
 #define Q2_MARK_PREFIX "vmsnap-"
 
 /* One disk of one op, as the qcow2 backend sees it. */
@@ -178,7 +180,7 @@ void q2_ids_with_tag(const q2_info *inf, const char *tag, char *buf, size_t len)
 size_t q2_pick(const q2_info *inf, const char *tag, const char *id, const char *date, size_t *idx);
 int q2_first_with_tag(const q2_info *inf, const char *tag, size_t idx);
 int q2_decode_tag(const char *tag, char *buf, size_t len);
-void q2_human_size(uint64_t bytes, char *buf, size_t len);
+int q2_refuse_taken_tag(q2_job *j, const q2_info *inf, const char *tag, const char *what);
 
 /* chain.c */
 int q2_layer_dir(const char *disk, char *buf, size_t len);

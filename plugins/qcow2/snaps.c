@@ -137,18 +137,18 @@ int q2_decode_tag(const char *tag, char *buf, size_t len)
   return 1;
 }
 
-void q2_human_size(uint64_t bytes, char *buf, size_t len)
+/* A create refuses a tag the image already holds: that snapshot is not
+ * vmsnap's (no record owns it), and vmsnap never touches it. */
+int q2_refuse_taken_tag(q2_job *j, const q2_info *inf, const char *tag, const char *what)
 {
-  static const char *const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  double v = (double)bytes;
-  size_t u = 0;
+  char ids[256];
 
-  while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
-    v /= 1024;
-    u++;
-  }
-  if (u == 0)
-    snprintf(buf, len, "%llu bytes", (unsigned long long)bytes);
-  else
-    snprintf(buf, len, "%.1f %s", v, units[u]);
+  if (!q2_count_tag(inf, tag)) return 0;
+  q2_ids_with_tag(inf, tag, ids, sizeof(ids));
+  return j->host->error(j->job, VMSNAP_E_EXISTS,
+                        "%s: the image already holds a snapshot tagged %s (qcow2 id %s) that "
+                        "no recorded vmsnap snapshot owns (its record was deleted, or it was "
+                        "made by hand); vmsnap never touches it: choose another snapshot "
+                        "name, or delete it yourself if it is not needed",
+                        what, tag, ids);
 }
