@@ -35,14 +35,12 @@ log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 size=$(numfmt --from=iec "$size_arg") || die "cannot read --size $size_arg"
 (( size >= 2 << 30 )) || die "--size must be at least 2G (the data, size/4, must outgrow the 256M change)"
 for t in qemu-img qemu-io numfmt; do command -v $t >/dev/null || die "$t not found"; done
-snapctl=${snapctl:-$root/build/bin/snapctl}
-[ -x "$snapctl" ] || "$root/scripts/build.sh" || die "cannot build snapctl; pass --snapctl"
-
 work=$(mktemp -d "$base_dir/vmsnap-bench-qext.XXXXXX")
 QEMU_PID=
 trap '[ -z "$QEMU_PID" ] || kill -9 "$QEMU_PID" 2>/dev/null; rm -rf "$work"' EXIT
+. "$root/bench/lib.sh"
+bench_snapctl
 snap() { "$snapctl" --state-dir "$work/state" --progress none "$@"; }
-median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : int((v[NR/2]+v[NR/2+1])/2)}'; }
 T_US=0
 timed() {
   local t0=$EPOCHREALTIME
