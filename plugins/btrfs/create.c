@@ -19,12 +19,11 @@ static int open_live(const bt_job *j, const char *live, bt_subvol *sv)
   int fd = bt_open_subvol(live, sv);
   if (fd == -EINVAL)
     return j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
-                          "disk %s: %s is not a btrfs subvolume; make it one (btrfs subvolume "
-                          "create), or use a backend for files (dd); %s", j->target, live,
-                          nothing);
+                          "%s is not a btrfs subvolume; make it one (btrfs subvolume "
+                          "create), or use a backend for files (dd); %s",
+                          live, nothing);
   if (fd < 0)
-    return bt_fail(j, bt_errno_code(-fd), -fd, "disk %s: cannot open the subvolume %s; %s",
-                   j->target, live, nothing);
+    return bt_fail(j, bt_errno_code(-fd), -fd, "cannot open the subvolume %s; %s", live, nothing);
   return fd;
 }
 
@@ -37,14 +36,16 @@ int bt_prepare_create(const bt_job *j)
 
   if (!info->object_name || !*info->object_name || strchr(info->object_name, '/') ||
       strlen(info->object_name) > NAME_MAX)
-    return j->host->error(j->job, VMSNAP_E_INVALID, "disk %s: unusable object name \"%s\"",
-                          j->target, info->object_name ? info->object_name : "");
+    return j->host->error(j->job, VMSNAP_E_INVALID, "unusable object name \"%s\"",
+                          info->object_name ? info->object_name : "");
   if ((rc = bt_live_path(j, live, sizeof live)) < 0 ||
       (rc = bt_location(j, live, loc, sizeof loc)) < 0)
     return rc;
   if (bt_join(snap, sizeof snap, loc, info->object_name) < 0)
-    return j->host->error(j->job, VMSNAP_E_INVALID, "disk %s: the path of the snapshot in %s is "
-                          "too long; %s", j->target, loc, nothing);
+    return j->host->error(j->job, VMSNAP_E_INVALID,
+                          "the path of the snapshot in %s is "
+                          "too long; %s",
+                          loc, nothing);
   if ((fd = rc = open_live(j, live, &sv)) < 0) goto out;
   if ((rc = bt_check_writable(j, fd, live, nothing)) < 0 ||
       (rc = bt_check_nested(j, fd, live, "a snapshot")) < 0 ||
@@ -54,29 +55,33 @@ int bt_prepare_create(const bt_job *j)
   struct stat st;
   if (lstat(snap, &st) == 0) {
     rc = j->host->error(j->job, VMSNAP_E_EXISTS,
-                        "disk %s: %s exists and was not made by this snapshot; vmsnap never "
+                        "%s exists and was not made by this snapshot; vmsnap never "
                         "replaces it: move it away, or choose another snapshot name; %s",
-                        j->target, snap, nothing);
+                        snap, nothing);
     goto out;
   }
   /* file=DIR must exist on the same btrfs: a snapshot cannot leave its
    * filesystem. The default location is made by create, beside the disk. */
   if (info->disk->file) {
     if ((dfd = open(loc, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-      rc = bt_fail(j, VMSNAP_E_NOT_FOUND, errno, "disk %s: file=%s is not a usable directory; "
-                   "create it on the btrfs that holds %s; %s", j->target, loc, live, nothing);
+      rc = bt_fail(j, VMSNAP_E_NOT_FOUND, errno,
+                   "file=%s is not a usable directory; "
+                   "create it on the btrfs that holds %s; %s",
+                   loc, live, nothing);
       goto out;
     }
     if (bt_same_fs(fd, dfd) != 1) {
       rc = j->host->error(j->job, VMSNAP_E_INVALID,
-                          "disk %s: file=%s is not on the btrfs that holds %s; a btrfs "
+                          "file=%s is not on the btrfs that holds %s; a btrfs "
                           "snapshot stays on its filesystem: choose a directory there; %s",
-                          j->target, loc, live, nothing);
+                          loc, live, nothing);
       goto out;
     }
   } else if (bt_parent_dir(live, dir, sizeof dir) == 0 && access(dir, W_OK) < 0) {
-    rc = bt_fail(j, VMSNAP_E_UNSUPPORTED, errno, "disk %s: cannot write beside %s in %s; "
-                 "give the disk file=DIR on the same btrfs; %s", j->target, live, dir, nothing);
+    rc = bt_fail(j, VMSNAP_E_UNSUPPORTED, errno,
+                 "cannot write beside %s in %s; "
+                 "give the disk file=DIR on the same btrfs; %s",
+                 live, dir, nothing);
     goto out;
   }
   if ((rc = j->host->set(j->job, "subvol", snap)) < 0 ||
@@ -129,9 +134,9 @@ static int snapshot_into(const bt_job *j, int srcfd, int locfd, const char *live
       if (bt_is_ours(j, &leftover)) btrfs_util_delete_subvolume_fd(locfd, name, 0);
     }
     return j->host->error(j->job, bt_errno_code(err),
-                          "disk %s: cannot snapshot %s into %s: %s (%s); %s; nothing was "
-                          "left behind", j->target, live, snap, strerror(err),
-                          btrfs_util_strerror(e),
+                          "cannot snapshot %s into %s: %s (%s); %s; nothing was "
+                          "left behind",
+                          live, snap, strerror(err), btrfs_util_strerror(e),
                           err == ENOSPC || err == EDQUOT
                               ? "the btrfs is full: free some space (a deleted snapshot's "
                                 "space comes back once the btrfs cleaner ran)"
@@ -141,8 +146,10 @@ static int snapshot_into(const bt_job *j, int srcfd, int locfd, const char *live
   bt_subvol sv;
   int fd = bt_open_subvol_at(locfd, name, &sv);
   if (fd < 0)
-    return bt_fail(j, VMSNAP_E_BACKEND, -fd, "disk %s: the new snapshot %s cannot be read "
-                   "back; run snapctl recover", j->target, snap);
+    return bt_fail(j, VMSNAP_E_BACKEND, -fd,
+                   "the new snapshot %s cannot be read "
+                   "back; run snapctl recover",
+                   snap);
   close(fd);
   int rc = bt_set_u64(j, "subvol-id", sv.id);
   if (!rc) rc = j->host->set(j->job, "subvol-uuid", sv.uuid);
@@ -158,31 +165,37 @@ int bt_create(vmsnap_job *job, const vmsnap_job_info *info)
   int rc, srcfd = -1, locfd = -1;
 
   if (!snap)
-    return info->host->error(job, VMSNAP_E_INVALID, "disk %s: no snapshot path was recorded; "
-                             "prepare must run before create", j.target);
+    return info->host->error(job, VMSNAP_E_INVALID,
+                             "no snapshot path was recorded; "
+                             "prepare must run before create");
   if ((rc = bt_live_path(&j, live, sizeof live)) < 0) return rc;
   if ((srcfd = rc = open_live(&j, live, &sv)) < 0) return rc;
   const char *src_uuid = info->host->get(job, "source-uuid");
   if (src_uuid && strcmp(src_uuid, sv.uuid) != 0) {
-    rc = info->host->error(job, VMSNAP_E_BUSY, "disk %s: %s was replaced by another subvolume "
-                           "since the snapshot was prepared; try again", j.target, live);
+    rc = info->host->error(job, VMSNAP_E_BUSY,
+                           "%s was replaced by another subvolume "
+                           "since the snapshot was prepared; try again",
+                           live);
     goto out;
   }
   /* Flush first: the snapshot holds what reached the filesystem, and
    * after large writes that is most of the time (reported as progress). */
-  info->host->log(job, VMSNAP_LOG_INFO, "disk %s: flushing %s", j.target, live);
+  info->host->log(job, VMSNAP_LOG_INFO, "flushing %s", live);
   info->host->progress(job, 0, 2);
   double t0 = now_ms();
   if (syncfs(srcfd) < 0) {
-    rc = bt_fail(&j, VMSNAP_E_IO, errno, "disk %s: flushing %s failed; the disk's last writes "
-                 "may not be on storage; check dmesg; nothing was changed", j.target, live);
+    rc = bt_fail(&j, VMSNAP_E_IO, errno,
+                 "flushing %s failed; the disk's last writes "
+                 "may not be on storage; check dmesg; nothing was changed",
+                 live);
     goto out;
   }
   double t1 = now_ms();
   info->host->progress(job, 1, 2);
   if (info->host->cancelled(job)) {
-    rc = info->host->error(job, VMSNAP_E_CANCELLED, "disk %s: cancelled after flushing; nothing "
-                           "was made", j.target);
+    rc = info->host->error(job, VMSNAP_E_CANCELLED,
+                           "cancelled after flushing; nothing "
+                           "was made");
     goto out;
   }
   if (bt_parent_dir(snap, loc, sizeof loc) < 0 ||
@@ -194,8 +207,8 @@ int bt_create(vmsnap_job *job, const vmsnap_job_info *info)
     goto out;
   }
   info->host->progress(job, 2, 2);
-  info->host->log(job, VMSNAP_LOG_INFO, "disk %s: snapshot %s: flush %.1f ms, snapshot %.1f ms",
-                  j.target, snap, t1 - t0, now_ms() - t1);
+  info->host->log(job, VMSNAP_LOG_INFO, "snapshot %s: flush %.1f ms, snapshot %.1f ms", snap,
+                  t1 - t0, now_ms() - t1);
 out:
   if (srcfd >= 0) close(srcfd);
   if (locfd >= 0) close(locfd);
@@ -214,9 +227,10 @@ int bt_remove(vmsnap_job *job, const vmsnap_job_info *info)
   int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0 && errno == ENOENT) return 0;
   if (dfd < 0)
-    return bt_fail(&j, VMSNAP_E_BACKEND, errno, "disk %s: cannot open %s to delete the "
-                   "snapshot %s; fix its permissions and run the delete again", j.target, dir,
-                   snap);
+    return bt_fail(&j, VMSNAP_E_BACKEND, errno,
+                   "cannot open %s to delete the "
+                   "snapshot %s; fix its permissions and run the delete again",
+                   dir, snap);
   int rc = 0, fd = bt_open_subvol_at(dfd, bt_base_name(snap), &sv);
   if (fd == -ENOENT) goto gone;
   if (fd == -EINVAL || (fd >= 0 && !bt_is_ours(&j, &sv))) {
@@ -225,8 +239,10 @@ int bt_remove(vmsnap_job *job, const vmsnap_job_info *info)
     goto gone;
   }
   if (fd < 0) {
-    rc = bt_fail(&j, VMSNAP_E_BACKEND, -fd, "disk %s: cannot open the snapshot %s; fix this "
-                 "and run the delete again", j.target, snap);
+    rc = bt_fail(&j, VMSNAP_E_BACKEND, -fd,
+                 "cannot open the snapshot %s; fix this "
+                 "and run the delete again",
+                 snap);
     goto out;
   }
   close(fd);

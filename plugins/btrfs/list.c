@@ -124,19 +124,16 @@ int bt_list(vmsnap_job *job, const vmsnap_job_info *info)
   int fd = bt_open_subvol(live, &lv);
   if (fd < 0)
     return bt_fail(&j, VMSNAP_E_NOT_FOUND, fd == -EINVAL ? ENOTDIR : -fd,
-                   "disk %s: cannot open the subvolume %s", j.target, live);
+                   "cannot open the subvolume %s", live);
   close(fd);
   scan s = {&j, loc, lv.uuid, live};
   if (bt_parent_dir(live, dir, sizeof dir) < 0 || (rc = subvol_root(dir, root, sizeof root)) < 0)
-    return bt_fail(&j, VMSNAP_E_BACKEND, -rc, "disk %s: cannot find the subvolume holding %s",
-                   j.target, dir);
+    return bt_fail(&j, VMSNAP_E_BACKEND, -rc, "cannot find the subvolume holding %s", dir);
   if ((rc = scan_root(&s, root)) < 0)
-    return bt_fail(&j, VMSNAP_E_BACKEND, -rc, "disk %s: cannot list the subvolumes under %s",
-                   j.target, root);
+    return bt_fail(&j, VMSNAP_E_BACKEND, -rc, "cannot list the subvolumes under %s", root);
   /* file= in another subvolume than the disk's parent: walk that one too. */
   if (info->disk->file && subvol_root(loc, lroot, sizeof lroot) == 0 &&
       strcmp(lroot, root) != 0 && (rc = scan_root(&s, lroot)) < 0)
-    return bt_fail(&j, VMSNAP_E_BACKEND, -rc, "disk %s: cannot list the subvolumes under %s",
-                   j.target, lroot);
+    return bt_fail(&j, VMSNAP_E_BACKEND, -rc, "cannot list the subvolumes under %s", lroot);
   return 0;
 }

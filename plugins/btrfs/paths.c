@@ -44,12 +44,10 @@ int bt_live_path(const bt_job *j, char *buf, size_t len)
 
   if (!realpath(now, real)) {
     int err = errno;
-    return bt_fail(j, bt_errno_code(err), err, "disk %s: cannot find the subvolume %s",
-                   j->target, now);
+    return bt_fail(j, bt_errno_code(err), err, "cannot find the subvolume %s", now);
   }
   if (snprintf(buf, len, "%s", real) >= (int)len)
-    return j->host->error(j->job, VMSNAP_E_INVALID, "disk %s: path too long: %s", j->target,
-                          real);
+    return j->host->error(j->job, VMSNAP_E_INVALID, "path too long: %s", real);
   return 0;
 }
 
@@ -82,25 +80,25 @@ int bt_location(const bt_job *j, const char *live, char *buf, size_t len)
   if (d->file) {
     if (d->file[0] != '/')
       return j->host->error(j->job, VMSNAP_E_INVALID,
-                            "disk %s: file=%s must be the absolute path of a directory on "
-                            "the same btrfs as %s; nothing was changed", j->target, d->file,
-                            live);
+                            "file=%s must be the absolute path of a directory on "
+                            "the same btrfs as %s; nothing was changed",
+                            d->file, live);
     if (snprintf(buf, len, "%s", d->file) >= (int)len)
-      return j->host->error(j->job, VMSNAP_E_INVALID, "disk %s: file=%s is too long", j->target,
-                            d->file);
+      return j->host->error(j->job, VMSNAP_E_INVALID, "file=%s is too long", d->file);
     return 0;
   }
   if (!d->domain || encode_component(d->domain, dom, sizeof dom) < 0)
     return j->host->error(j->job, VMSNAP_E_INVALID,
-                          "disk %s: the domain name \"%s\" cannot name a directory; give the "
-                          "disk file=DIR for its snapshots; nothing was changed", j->target,
+                          "the domain name \"%s\" cannot name a directory; give the "
+                          "disk file=DIR for its snapshots; nothing was changed",
                           d->domain ? d->domain : "");
   if (bt_parent_dir(live, parent, sizeof parent) < 0 ||
       bt_join(a, sizeof a, parent, BT_TOP_DIR) < 0 || bt_join(b, sizeof b, a, dom) < 0 ||
       bt_join(buf, len, b, bt_base_name(live)) < 0)
     return j->host->error(j->job, VMSNAP_E_INVALID,
-                          "disk %s: the snapshot directory beside %s would be too long; give "
-                          "the disk file=DIR; nothing was changed", j->target, live);
+                          "the snapshot directory beside %s would be too long; give "
+                          "the disk file=DIR; nothing was changed",
+                          live);
   return 0;
 }
 
@@ -142,7 +140,7 @@ int bt_open_location(const bt_job *j, const char *live, const char *loc)
   }
   if (fd < 0)
     return bt_fail(j, err == ENOENT ? VMSNAP_E_NOT_FOUND : VMSNAP_E_BACKEND, err,
-                   "disk %s: cannot open the snapshot directory %s; %s", j->target, loc,
+                   "cannot open the snapshot directory %s; %s", loc,
                    j->info->disk->file ? "create it on the same btrfs, or fix file="
                                        : "check the permissions beside the subvolume");
   return fd;

@@ -29,15 +29,20 @@ static int open_snapshot(const bt_job *j, bt_subvol *sv)
 {
   const char *snap = j->host->get(j->job, "subvol");
   if (!snap)
-    return j->host->error(j->job, VMSNAP_E_NOT_FOUND, "disk %s: the snapshot records no btrfs "
-                          "subvolume to revert to; %s", j->target, nothing);
+    return j->host->error(j->job, VMSNAP_E_NOT_FOUND,
+                          "the snapshot records no btrfs "
+                          "subvolume to revert to; %s",
+                          nothing);
   int fd = bt_open_subvol(snap, sv);
   if (fd < 0 || !bt_is_ours(j, sv)) {
     if (fd >= 0) close(fd);
     return j->host->error(j->job, VMSNAP_E_NOT_FOUND,
-                          "disk %s: the snapshot's subvolume %s is %s; this snapshot cannot be "
-                          "reverted to (delete it); %s", j->target, snap,
-                          fd == -ENOENT ? "gone" : fd < 0 ? "unusable" : "another subvolume now",
+                          "the snapshot's subvolume %s is %s; this snapshot cannot be "
+                          "reverted to (delete it); %s",
+                          snap,
+                          fd == -ENOENT ? "gone"
+                          : fd < 0      ? "unusable"
+                                        : "another subvolume now",
                           nothing);
   }
   return fd;
@@ -50,17 +55,18 @@ static int check_live(const bt_job *j, int fd, const bt_subvol *sv, const char *
 
   if (bt_mounted_at(fd, sv->id, where, sizeof where))
     return j->host->error(j->job, VMSNAP_E_BUSY,
-                          "disk %s: the subvolume %s (id %" PRIu64 ") is mounted at %s; a mounted "
+                          "the subvolume %s (id %" PRIu64 ") is mounted at %s; a mounted "
                           "subvolume cannot be swapped (EBUSY); unmount %s, run the revert, and "
                           "mount it again (a subvol=PATH mount then finds the reverted subvolume; "
                           "a subvolid= mount must use the new id shown by snapctl info); %s",
-                          j->target, live, sv->id, where, where, nothing);
+                          live, sv->id, where, where, nothing);
   uint64_t def = 0;
   if (btrfs_util_get_default_subvolume_fd(fd, &def) == BTRFS_UTIL_OK && def == sv->id)
     return j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
-                          "disk %s: %s is the filesystem's default subvolume, which btrfs will "
+                          "%s is the filesystem's default subvolume, which btrfs will "
                           "not delete after the swap; set another default (btrfs subvolume "
-                          "set-default) first; %s", j->target, live, nothing);
+                          "set-default) first; %s",
+                          live, nothing);
   if ((rc = bt_check_writable(j, fd, live, nothing)) < 0 ||
       (rc = bt_check_nested(j, fd, live, "the revert (which replaces the subvolume)")) < 0 ||
       (rc = bt_check_space(j, fd, live, "the revert's writable snapshot")) < 0 ||
@@ -74,8 +80,9 @@ static int need_uuid(const bt_job *j)
 {
   const char *u = j->info->snapshot_uuid;
   if (u && *u && !strchr(u, '/')) return 0;
-  return j->host->error(j->job, VMSNAP_E_INVALID, "disk %s: the job has no usable snapshot "
-                        "uuid (a bug in the caller of the btrfs plugin)", j->target);
+  return j->host->error(j->job, VMSNAP_E_INVALID,
+                        "the job has no usable snapshot "
+                        "uuid (a bug in the caller of the btrfs plugin)");
 }
 
 int bt_prepare_revert(const bt_job *j)
@@ -85,28 +92,34 @@ int bt_prepare_revert(const bt_job *j)
   int rc, sfd = -1, lfd = -1;
 
   if (j->info->disk->live)
-    return j->host->error(j->job, VMSNAP_E_UNSUPPORTED, "disk %s: a running QEMU serves it; "
-                          "shut the guest down first; %s", j->target, nothing);
+    return j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
+                          "a running QEMU serves it; "
+                          "shut the guest down first; %s",
+                          nothing);
   if ((rc = need_uuid(j)) < 0 || (rc = bt_live_path(j, live, sizeof live)) < 0) return rc;
   if ((sfd = rc = open_snapshot(j, &snap)) < 0) return rc;
   lfd = bt_open_subvol(live, &lv);
   if (lfd < 0) {
-    rc = lfd == -EINVAL
-             ? j->host->error(j->job, VMSNAP_E_UNSUPPORTED, "disk %s: %s is not a btrfs "
-                              "subvolume (any more); %s", j->target, live, nothing)
-             : bt_fail(j, bt_errno_code(-lfd), -lfd, "disk %s: cannot open the subvolume %s; "
-                       "%s", j->target, live, nothing);
+    rc = lfd == -EINVAL ? j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
+                                         "%s is not a btrfs "
+                                         "subvolume (any more); %s",
+                                         live, nothing)
+                        : bt_fail(j, bt_errno_code(-lfd), -lfd,
+                                  "cannot open the subvolume %s; "
+                                  "%s",
+                                  live, nothing);
     goto out;
   }
   if (bt_same_fs(sfd, lfd) != 1) {
-    rc = j->host->error(j->job, VMSNAP_E_UNSUPPORTED, "disk %s: the snapshot %s is not on the "
-                        "btrfs that holds %s; %s", j->target, j->host->get(j->job, "subvol"),
-                        live, nothing);
+    rc = j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
+                        "the snapshot %s is not on the "
+                        "btrfs that holds %s; %s",
+                        j->host->get(j->job, "subvol"), live, nothing);
     goto out;
   }
   if ((rc = check_live(j, lfd, &lv, live)) < 0) goto out;
   if (bt_staged_path(live, j->info->snapshot_uuid, staged, sizeof staged) < 0) {
-    rc = j->host->error(j->job, VMSNAP_E_INVALID, "disk %s: path too long: %s", j->target, live);
+    rc = j->host->error(j->job, VMSNAP_E_INVALID, "path too long: %s", live);
     goto out;
   }
   /* A leftover of this very revert (its uuid is in the name, it is a
@@ -115,8 +128,10 @@ int bt_prepare_revert(const bt_job *j)
   int tfd = bt_open_subvol(staged, &st);
   if (tfd >= 0) close(tfd);
   if (tfd != -ENOENT && (tfd < 0 || strcmp(st.parent_uuid, snap.uuid) != 0)) {
-    rc = j->host->error(j->job, VMSNAP_E_EXISTS, "disk %s: %s exists and was not made by "
-                        "vmsnap; move it away; %s", j->target, staged, nothing);
+    rc = j->host->error(j->job, VMSNAP_E_EXISTS,
+                        "%s exists and was not made by "
+                        "vmsnap; move it away; %s",
+                        staged, nothing);
     goto out;
   }
   if ((rc = j->host->set(j->job, "revert-staged", staged)) < 0 ||
@@ -159,13 +174,13 @@ int bt_revert(vmsnap_job *job, const vmsnap_job_info *info)
   int rc, sfd, dfd = -1;
 
   if (!staged || bt_parent_dir(staged, dir, sizeof dir) < 0)
-    return info->host->error(job, VMSNAP_E_INVALID, "disk %s: no staging path was recorded; "
-                             "prepare must run before revert", j.target);
+    return info->host->error(job, VMSNAP_E_INVALID,
+                             "no staging path was recorded; "
+                             "prepare must run before revert");
   if ((sfd = rc = open_snapshot(&j, &snap)) < 0) return rc;
   if ((rc = drop_staged(&j, staged, snap.uuid)) < 0) goto out;
   if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-    rc = bt_fail(&j, VMSNAP_E_BACKEND, errno, "disk %s: cannot open %s; %s", j.target, dir,
-                 nothing);
+    rc = bt_fail(&j, VMSNAP_E_BACKEND, errno, "cannot open %s; %s", dir, nothing);
     goto out;
   }
   info->host->progress(job, 0, 1);
@@ -173,18 +188,20 @@ int bt_revert(vmsnap_job *job, const vmsnap_job_info *info)
       btrfs_util_create_snapshot_fd2(sfd, dfd, bt_base_name(staged), 0, NULL, NULL);
   if (e) {
     int err = errno;
-    rc = info->host->error(job, bt_errno_code(err), "disk %s: cannot make the writable copy %s "
-                           "of %s: %s (%s); the disk is unchanged; %s", j.target, staged,
-                           info->host->get(job, "subvol"), strerror(err),
-                           btrfs_util_strerror(e),
-                           err == ENOSPC ? "free some space and try again"
-                                         : "check the filesystem (dmesg)");
+    rc = info->host->error(
+        job, bt_errno_code(err),
+        "cannot make the writable copy %s "
+        "of %s: %s (%s); the disk is unchanged; %s",
+        staged, info->host->get(job, "subvol"), strerror(err), btrfs_util_strerror(e),
+        err == ENOSPC ? "free some space and try again" : "check the filesystem (dmesg)");
     goto out;
   }
   int fd = bt_open_subvol_at(dfd, bt_base_name(staged), &st);
   if (fd < 0) {
-    rc = bt_fail(&j, VMSNAP_E_BACKEND, -fd, "disk %s: the writable copy %s cannot be read back; "
-                 "the disk is unchanged", j.target, staged);
+    rc = bt_fail(&j, VMSNAP_E_BACKEND, -fd,
+                 "the writable copy %s cannot be read back; "
+                 "the disk is unchanged",
+                 staged);
     drop_staged(&j, staged, snap.uuid);
     goto out;
   }
@@ -226,26 +243,33 @@ int bt_revert_finish(vmsnap_job *job, const vmsnap_job_info *info)
   int rc;
 
   if (!staged || !old || !neu)
-    return info->host->error(job, VMSNAP_E_INVALID, "disk %s: the revert's staging was not "
-                             "recorded; run snapctl recover", j.target);
+    return info->host->error(job, VMSNAP_E_INVALID,
+                             "the revert's staging was not "
+                             "recorded; run snapctl recover");
   if ((rc = bt_live_path(&j, live, sizeof live)) < 0) return rc;
   if (bt_parent_dir(live, dir, sizeof dir) < 0) return VMSNAP_E_INVALID;
   int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0)
-    return bt_fail(&j, VMSNAP_E_BACKEND, errno, "disk %s: cannot open %s; fix this and run "
-                   "snapctl recover", j.target, dir);
+    return bt_fail(&j, VMSNAP_E_BACKEND, errno,
+                   "cannot open %s; fix this and run "
+                   "snapctl recover",
+                   dir);
   const char *ln = bt_base_name(live), *sn = bt_base_name(staged);
   if ((rc = uuid_at(dfd, ln, &lv)) < 0 || (rc = uuid_at(dfd, sn, &st)) < 0) {
-    rc = bt_fail(&j, VMSNAP_E_BACKEND, -rc, "disk %s: cannot read %s or %s; fix this and run "
-                 "snapctl recover", j.target, live, staged);
+    rc = bt_fail(&j, VMSNAP_E_BACKEND, -rc,
+                 "cannot read %s or %s; fix this and run "
+                 "snapctl recover",
+                 live, staged);
     goto out;
   }
   /* Not swapped yet: the old subvolume is live, our copy staged. */
   if (!strcmp(lv.uuid, old) && !strcmp(st.uuid, neu)) {
     if (renameat2(dfd, sn, dfd, ln, RENAME_EXCHANGE) < 0) {
       int err = errno;
-      rc = info->host->error(job, bt_errno_code(err), "disk %s: cannot swap %s into place of "
-                             "%s: %s; %s", j.target, staged, live, strerror(err),
+      rc = info->host->error(job, bt_errno_code(err),
+                             "cannot swap %s into place of "
+                             "%s: %s; %s",
+                             staged, live, strerror(err),
                              err == EBUSY ? "the subvolume is a mount point: unmount it and "
                                             "run snapctl recover"
                                           : "fix this and run snapctl recover");
@@ -256,10 +280,11 @@ int bt_revert_finish(vmsnap_job *job, const vmsnap_job_info *info)
     if ((rc = uuid_at(dfd, sn, &st)) < 0) st.uuid[0] = '\0';
   }
   if (strcmp(lv.uuid, neu) != 0) {
-    rc = info->host->error(job, VMSNAP_E_BACKEND, "disk %s: %s is neither the subvolume it was "
+    rc = info->host->error(job, VMSNAP_E_BACKEND,
+                           "%s is neither the subvolume it was "
                            "nor the reverted copy (uuid %s); it was changed behind vmsnap's "
-                           "back; check it and run snapctl recover", j.target, live,
-                           lv.uuid[0] ? lv.uuid : "none");
+                           "back; check it and run snapctl recover",
+                           live, lv.uuid[0] ? lv.uuid : "none");
     goto out;
   }
   /* Swapped: the old live subvolume is under the staging name. */

@@ -129,9 +129,10 @@ int bt_delete_at(const bt_job *j, int dirfd, const char *name, const char *path)
       : err == ENOTEMPTY ? "it holds nested subvolumes: delete those first"
       : err == EROFS     ? "the filesystem is read-only: remount it read-write"
                          : "check the filesystem (dmesg)";
-  return j->host->error(j->job, bt_errno_code(err), "disk %s: cannot delete the subvolume %s: "
-                        "%s (%s); %s, then run the operation again", j->target, path,
-                        strerror(err), btrfs_util_strerror(e), hint);
+  return j->host->error(j->job, bt_errno_code(err),
+                        "cannot delete the subvolume %s: "
+                        "%s (%s); %s, then run the operation again",
+                        path, strerror(err), btrfs_util_strerror(e), hint);
 }
 
 /* btrfs snapshots are not recursive: a subvolume inside the disk's would
@@ -144,23 +145,27 @@ int bt_check_nested(const bt_job *j, int fd, const char *path, const char *what)
 
   if (btrfs_util_create_subvolume_iterator_fd(fd, 0, 0, &it)) {
     int err = errno;
-    return bt_fail(j, VMSNAP_E_BACKEND, err, "disk %s: cannot look for subvolumes inside %s; "
-                   "nothing was changed", j->target, path);
+    return bt_fail(j, VMSNAP_E_BACKEND, err,
+                   "cannot look for subvolumes inside %s; "
+                   "nothing was changed",
+                   path);
   }
   enum btrfs_util_error e = btrfs_util_subvolume_iterator_next(it, &sub, &id);
   btrfs_util_destroy_subvolume_iterator(it);
   if (e == BTRFS_UTIL_ERROR_STOP_ITERATION) return 0;
   if (e) {
     int err = errno;
-    return bt_fail(j, VMSNAP_E_BACKEND, err, "disk %s: cannot look for subvolumes inside %s; "
-                   "nothing was changed", j->target, path);
+    return bt_fail(j, VMSNAP_E_BACKEND, err,
+                   "cannot look for subvolumes inside %s; "
+                   "nothing was changed",
+                   path);
   }
   int rc = j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
-                          "disk %s: %s contains the nested subvolume %s/%s (id %" PRIu64 "); "
+                          "%s contains the nested subvolume %s/%s (id %" PRIu64 "); "
                           "btrfs snapshots are not recursive, so %s would lose it; move it out "
                           "of the disk's subvolume, or give it its own --disk so it is "
                           "snapshotted explicitly; nothing was changed",
-                          j->target, path, path, sub, id, what);
+                          path, path, sub, id, what);
   free(sub);
   return rc;
 }
@@ -170,9 +175,9 @@ int bt_check_writable(const bt_job *j, int fd, const char *path, const char *not
   struct statvfs sv;
   if (fstatvfs(fd, &sv) == 0 && (sv.f_flag & ST_RDONLY))
     return j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
-                          "disk %s: the btrfs holding %s is mounted read-only; remount it "
+                          "the btrfs holding %s is mounted read-only; remount it "
                           "read-write (mount -o remount,rw) and try again; %s",
-                          j->target, path, nothing);
+                          path, nothing);
   return 0;
 }
 
@@ -185,19 +190,23 @@ int bt_check_space(const bt_job *j, int fd, const char *path, const char *what)
   struct statvfs sv;
   if (fstatvfs(fd, &sv) < 0) {
     int err = errno;
-    return bt_fail(j, VMSNAP_E_BACKEND, err, "disk %s: cannot read the free space of %s; "
-                   "nothing was changed", j->target, path);
+    return bt_fail(j, VMSNAP_E_BACKEND, err,
+                   "cannot read the free space of %s; "
+                   "nothing was changed",
+                   path);
   }
   uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-  j->host->log(j->job, VMSNAP_LOG_INFO, "disk %s: %s shares all data with %s and costs only "
-               "metadata now; %" PRIu64 " MiB free", j->target, what, path, avail >> 20);
+  j->host->log(j->job, VMSNAP_LOG_INFO,
+               "%s shares all data with %s and costs only "
+               "metadata now; %" PRIu64 " MiB free",
+               what, path, avail >> 20);
   if (avail >= BT_MIN_FREE) return 0;
   return j->host->error(j->job, VMSNAP_E_NOSPC,
-                        "disk %s: the btrfs holding %s has %" PRIu64 " KiB free; %s needs at "
+                        "the btrfs holding %s has %" PRIu64 " KiB free; %s needs at "
                         "least %llu MiB (metadata now, and room for the copy-on-write of later "
                         "writes); free some space (deleting snapshots frees it once the "
                         "btrfs cleaner ran) and try again; nothing was changed",
-                        j->target, path, avail >> 10, what, BT_MIN_FREE >> 20);
+                        path, avail >> 10, what, BT_MIN_FREE >> 20);
 }
 
 int bt_has_cap_sys_admin(void)
@@ -267,9 +276,10 @@ int bt_check_can_delete(const bt_job *j, int fd, const char *path)
   unsigned long id = mount_id(fd);
   if (bt_has_cap_sys_admin() || (id && each_mount(rm_allowed, &id))) return 0;
   return j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
-                        "disk %s: deleting subvolumes on the btrfs holding %s needs "
+                        "deleting subvolumes on the btrfs holding %s needs "
                         "CAP_SYS_ADMIN (run as root) or the mount option user_subvol_rm_allowed; "
-                        "nothing was changed", j->target, path);
+                        "nothing was changed",
+                        path);
 }
 
 /* Where the subvolume id of the btrfs that fd is on is mounted (a
@@ -372,14 +382,15 @@ int bt_check_open_files(const bt_job *j, const bt_subvol *sv, const char *path)
   long pid = find_opener(sv->dev, comm, sizeof comm, file, sizeof file);
   if (!pid) return 0;
   if (j->info->flags & VMSNAP_JOB_FORCE) {
-    j->host->warn(j->job, "disk %s: process %ld (%s) has %s open in %s; forced: it keeps "
+    j->host->warn(j->job,
+                  "process %ld (%s) has %s open in %s; forced: it keeps "
                   "the old subvolume, which the revert deletes, and loses what it writes",
-                  j->target, pid, comm, file, path);
+                  pid, comm, file, path);
     return 0;
   }
   return j->host->error(j->job, VMSNAP_E_BUSY,
-                        "disk %s: process %ld (%s) has %s open in the subvolume %s; after the "
+                        "process %ld (%s) has %s open in the subvolume %s; after the "
                         "revert it would keep writing into the old copy; stop it (shut the "
                         "guest down), or add --force to revert anyway; nothing was changed",
-                        j->target, pid, comm[0] ? comm : "?", file, path);
+                        pid, comm[0] ? comm : "?", file, path);
 }

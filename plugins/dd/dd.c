@@ -71,7 +71,6 @@ static int set_number(const dd_job *j, const char *key, uint64_t value)
 
 static int prepare_create(const dd_job *j, const vmsnap_job_info *info)
 {
-  const char *target = info->disk->target;
   char path[PATH_MAX], dir[PATH_MAX];
   uint64_t needed, data, size;
   struct stat sb;
@@ -83,24 +82,27 @@ static int prepare_create(const dd_job *j, const vmsnap_job_info *info)
     return rc;
   if (lstat(path, &sb) == 0)
     return j->host->error(j->job, VMSNAP_E_EXISTS,
-                          "disk %s: %s exists and was not made by this "
+                          "%s exists and was not made by this "
                           "snapshot; vmsnap never overwrites it: move it away, "
-                          "or choose another snapshot name or file=", target, path);
+                          "or choose another snapshot name or file=",
+                          path);
   if (errno != ENOENT) {
     int err = errno;
     return j->host->error(j->job, VMSNAP_E_BACKEND,
-                          "disk %s: cannot check %s: %s; check the permissions "
-                          "of its directory", target, path, strerror(err));
+                          "cannot check %s: %s; check the permissions "
+                          "of its directory",
+                          path, strerror(err));
   }
   /* The default directory may not exist yet; its parent, the disk's
    * directory, is on the same filesystem. */
   dd_parent_dir(info->disk->file ? path : d.path, dir, sizeof(dir));
   if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode))
     return j->host->error(j->job, VMSNAP_E_NOT_FOUND,
-                          "disk %s: directory %s for the snapshot does not "
-                          "exist; create it or choose another file=", target, dir);
+                          "directory %s for the snapshot does not "
+                          "exist; create it or choose another file=",
+                          dir);
   if ((rc = dd_needed_bytes(j, d.path, dir, &needed, &data, &size)) < 0 ||
-      (rc = dd_space_check(j, target, dir, needed)) < 0)
+      (rc = dd_space_check(j, dir, needed)) < 0)
     return rc;
   if ((rc = j->host->set(j->job, "file", path)) < 0 ||
       (rc = set_number(j, "size", data)) < 0 ||
@@ -141,8 +143,8 @@ static int dd_create(vmsnap_job *job, const vmsnap_job_info *info)
 
   if (!file)
     return j.host->error(job, VMSNAP_E_INVALID,
-                         "disk %s: no snapshot file was recorded; prepare "
-                         "must run before create", info->disk->target);
+                         "no snapshot file was recorded; prepare "
+                         "must run before create");
   if ((rc = dd_need_uuid(&j, info)) < 0 ||
       (rc = dd_disk_resolve(&j, info->disk, &d)) < 0 ||
       (!info->disk->file && (rc = dd_make_default_dir(&j, &d)) < 0))
@@ -260,9 +262,8 @@ static int dd_list(vmsnap_job *job, const vmsnap_job_info *info)
     int err = errno;
     if (err == ENOENT)
       return 0;
-    return j.host->error(job, VMSNAP_E_BACKEND,
-                         "disk %s: cannot read %s: %s; check its permissions",
-                         info->disk->target, dir, strerror(err));
+    return j.host->error(job, VMSNAP_E_BACKEND, "cannot read %s: %s; check its permissions", dir,
+                         strerror(err));
   }
   while ((de = readdir(dh)) != NULL)
     list_one(&j, dirfd(dh), dir, de->d_name);

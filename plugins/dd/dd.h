@@ -54,7 +54,7 @@ int dd_is_ours(const char *path, const char *uuid);
 int dd_remove_ours(const dd_job *j, const char *path, const char *uuid);
 
 /* space.c */
-int dd_space_check(const dd_job *j, const char *target, const char *dir,
+int dd_space_check(const dd_job *j, const char *dir,
                    uint64_t needed);
 int dd_needed_bytes(const dd_job *j, const char *src, const char *dest_dir,
                     uint64_t *needed, uint64_t *data, uint64_t *size);

@@ -63,9 +63,8 @@ int dd_need_uuid(const dd_job *j, const vmsnap_job_info *info)
   if (info->snapshot_uuid && *info->snapshot_uuid && !strchr(info->snapshot_uuid, '/'))
     return 0;
   return j->host->error(j->job, VMSNAP_E_INVALID,
-                        "disk %s: the job has no usable snapshot uuid "
-                        "(a bug in the caller of the dd plugin)",
-                        info->disk->target);
+                        "the job has no usable snapshot uuid "
+                        "(a bug in the caller of the dd plugin)");
 }
 
 double dd_now(void)

@@ -45,15 +45,15 @@ int dd_disk_resolve(const dd_job *j, const vmsnap_disk *disk, dd_disk *d)
   if (!realpath(disk->source, d->path) || stat(d->path, &d->st) < 0) {
     int err = errno;
     return j->host->error(j->job, err == ENOENT ? VMSNAP_E_NOT_FOUND : VMSNAP_E_BACKEND,
-                          "disk %s: cannot access %s: %s; check the disk's path",
-                          disk->target, disk->source, strerror(err));
+                          "cannot access %s: %s; check the disk's path", disk->source,
+                          strerror(err));
   }
   d->is_block = S_ISBLK(d->st.st_mode);
   if (!d->is_block && !S_ISREG(d->st.st_mode))
     return j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
-                          "disk %s: %s is neither a regular file nor a block "
+                          "%s is neither a regular file nor a block "
                           "device; the dd backend cannot copy it",
-                          disk->target, d->path);
+                          d->path);
   return 0;
 }
 
@@ -81,15 +81,17 @@ static int make_private_dir(const dd_job *j, const dd_disk *d, const char *dir)
   if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
     int err = errno;
     return j->host->error(j->job, VMSNAP_E_BACKEND,
-                          "disk %s: cannot create %s for its snapshots: %s; "
+                          "cannot create %s for its snapshots: %s; "
                           "fix the permissions or put the snapshot elsewhere "
-                          "with ,file=PATH", d->disk->target, dir, strerror(err));
+                          "with ,file=PATH",
+                          dir, strerror(err));
   }
   if (lstat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode) || sb.st_uid != geteuid())
     return j->host->error(j->job, VMSNAP_E_BACKEND,
-                          "disk %s: %s is not a directory owned by uid %d; "
+                          "%s is not a directory owned by uid %d; "
                           "vmsnap will not write snapshots there; remove it or "
-                          "use ,file=PATH", d->disk->target, dir, (int)geteuid());
+                          "use ,file=PATH",
+                          dir, (int)geteuid());
   return 0;
 }
 
@@ -99,9 +101,7 @@ int dd_make_default_dir(const dd_job *j, const dd_disk *d)
 
   if (dd_default_dir(d, dir, sizeof(dir)) < 0 ||
       dd_parent_dir(dir, top, sizeof(top)) < 0)
-    return j->host->error(j->job, VMSNAP_E_INVALID,
-                          "disk %s: the path %s is too long", d->disk->target,
-                          d->path);
+    return j->host->error(j->job, VMSNAP_E_INVALID, "the path %s is too long", d->path);
   int rc = make_private_dir(j, d, top);
   return rc < 0 ? rc : make_private_dir(j, d, dir);
 }
@@ -109,34 +109,31 @@ int dd_make_default_dir(const dd_job *j, const dd_disk *d)
 int dd_snapshot_path(const dd_job *j, const vmsnap_job_info *info,
                      const dd_disk *d, char *buf, size_t len)
 {
-  const char *target = d->disk->target;
   char dir[PATH_MAX], name[NAME_MAX + 1];
 
   if (d->disk->file) {
     if (d->disk->file[0] != '/')
-      return j->host->error(j->job, VMSNAP_E_INVALID,
-                            "disk %s: file=%s must be an absolute path",
-                            target, d->disk->file);
+      return j->host->error(j->job, VMSNAP_E_INVALID, "file=%s must be an absolute path",
+                            d->disk->file);
     if (snprintf(buf, len, "%s", d->disk->file) >= (int)len)
-      return j->host->error(j->job, VMSNAP_E_INVALID,
-                            "disk %s: file=%s is too long", target, d->disk->file);
+      return j->host->error(j->job, VMSNAP_E_INVALID, "file=%s is too long", d->disk->file);
     return 0;
   }
   if (d->is_block)
     return j->host->error(j->job, VMSNAP_E_INVALID,
-                          "disk %s (%s) is a block device: the dd backend "
+                          "%s is a block device: the dd backend "
                           "copies it into a file and must be told where; add "
                           ",file=PATH to the disk (on a filesystem with room "
-                          "for the whole device)", target, d->path);
+                          "for the whole device)", d->path);
   if (!info->object_name || !*info->object_name || strchr(info->object_name, '/'))
-    return j->host->error(j->job, VMSNAP_E_INVALID,
-                          "disk %s: unusable object name \"%s\" for a file",
-                          target, info->object_name ? info->object_name : "");
+    return j->host->error(j->job, VMSNAP_E_INVALID, "unusable object name \"%s\" for a file",
+                          info->object_name ? info->object_name : "");
   if (snprintf(name, sizeof(name), "%s" DD_SUFFIX, info->object_name) >= (int)sizeof(name) ||
       dd_default_dir(d, dir, sizeof(dir)) < 0 || join(buf, len, dir, name) < 0)
     return j->host->error(j->job, VMSNAP_E_INVALID,
-                          "disk %s: the snapshot's path under %s would be too "
-                          "long; use ,file=PATH", target, d->path);
+                          "the snapshot's path under %s would be too "
+                          "long; use ,file=PATH",
+                          d->path);
   return 0;
 }
 

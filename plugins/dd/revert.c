@@ -35,15 +35,13 @@ static int staging_paths(const vmsnap_job_info *info, const char *disk_path,
 static int check_device(const dd_job *j, const dd_disk *d, const char *snap,
                         const struct stat *sb)
 {
-  const char *target = d->disk->target;
   uint64_t dev_size = 0;
   int fd = open(d->path, O_WRONLY | O_EXCL | O_CLOEXEC);
 
   if (fd < 0) {
     int err = errno;
     return j->host->error(j->job, err == EBUSY ? VMSNAP_E_BUSY : VMSNAP_E_BACKEND,
-                          "disk %s: cannot open %s for writing: %s; %s", target,
-                          d->path, strerror(err),
+                          "cannot open %s for writing: %s; %s", d->path, strerror(err),
                           err == EBUSY ? "it is mounted or held by another "
                                          "user: stop that first"
                                        : "check permissions");
@@ -55,9 +53,9 @@ static int check_device(const dd_job *j, const dd_disk *d, const char *snap,
     vp_human_size((uint64_t)sb->st_size, need, sizeof(need));
     vp_human_size(dev_size, have, sizeof(have));
     return j->host->error(j->job, VMSNAP_E_NOSPC,
-                          "disk %s: the snapshot %s holds %s, the device %s "
-                          "only %s; grow the device first", target, snap,
-                          need, d->path, have);
+                          "the snapshot %s holds %s, the device %s "
+                          "only %s; grow the device first",
+                          snap, need, d->path, have);
   }
   return 0;
 }
@@ -65,7 +63,6 @@ static int check_device(const dd_job *j, const dd_disk *d, const char *snap,
 int dd_revert_check(const dd_job *j, const vmsnap_job_info *info,
                     const dd_disk *d, const char *snap)
 {
-  const char *target = d->disk->target;
   char dir[PATH_MAX];
   uint64_t needed, data, size;
   struct stat sb;
@@ -73,21 +70,20 @@ int dd_revert_check(const dd_job *j, const vmsnap_job_info *info,
 
   if (!snap)
     return j->host->error(j->job, VMSNAP_E_NOT_FOUND,
-                          "disk %s: the snapshot records no dd copy to revert to",
-                          target);
+                          "the snapshot records no dd copy to revert to");
   int err = stat(snap, &sb) < 0 ? errno : S_ISREG(sb.st_mode) ? 0 : EINVAL;
   if (err)
     return j->host->error(j->job, VMSNAP_E_NOT_FOUND,
-                          "disk %s: the snapshot's copy %s is unusable: %s; "
-                          "this snapshot cannot be reverted to", target, snap,
-                          err == EINVAL ? "not a regular file" : strerror(err));
+                          "the snapshot's copy %s is unusable: %s; "
+                          "this snapshot cannot be reverted to",
+                          snap, err == EINVAL ? "not a regular file" : strerror(err));
   if (d->is_block)
     return check_device(j, d, snap, &sb);
   /* The staging copy needs room until the rename frees the old disk. */
   if ((rc = dd_parent_dir(d->path, dir, sizeof(dir))) < 0 ||
       (rc = dd_needed_bytes(j, snap, dir, &needed, &data, &size)) < 0)
     return rc;
-  return dd_space_check(j, target, dir, needed);
+  return dd_space_check(j, dir, needed);
 }
 
 int dd_revert(vmsnap_job *job, const vmsnap_job_info *info)
@@ -186,15 +182,16 @@ int dd_revert_finish(vmsnap_job *job, const vmsnap_job_info *info)
   if (rename(staging, d.path) < 0 && errno != ENOENT) {
     int err = errno;
     return j.host->error(job, VMSNAP_E_BACKEND,
-                         "disk %s: cannot rename %s over %s: %s; the disk is "
+                         "cannot rename %s over %s: %s; the disk is "
                          "unchanged; fix this and run recover",
-                         info->disk->target, staging, d.path, strerror(err));
+                         staging, d.path, strerror(err));
   }
   unlink(part);
   if ((rc = dd_fsync_parent(d.path)) < 0)
     return j.host->error(job, VMSNAP_E_BACKEND,
-                         "disk %s: flushing the directory of %s: %s; run "
-                         "recover", info->disk->target, d.path, strerror(-rc));
+                         "flushing the directory of %s: %s; run "
+                         "recover",
+                         d.path, strerror(-rc));
   return 0;
 }
 

@@ -32,16 +32,15 @@ static void mount_point(const char *dir, char *buf, size_t len)
   snprintf(buf, len, "%s", path);
 }
 
-int dd_space_check(const dd_job *j, const char *target, const char *dir,
+int dd_space_check(const dd_job *j, const char *dir,
                    uint64_t needed)
 {
   struct statvfs sv;
 
   if (statvfs(dir, &sv) < 0) {
     int err = errno;
-    return j->host->error(j->job, VMSNAP_E_BACKEND,
-                          "disk %s: cannot read the free space of %s: %s",
-                          target, dir, strerror(err));
+    return j->host->error(j->job, VMSNAP_E_BACKEND, "cannot read the free space of %s: %s", dir,
+                          strerror(err));
   }
   /* f_bavail, not f_bfree: the space root reserves is not ours to fill. */
   uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
@@ -53,10 +52,10 @@ int dd_space_check(const dd_job *j, const char *target, const char *dir,
   mount_point(dir, mnt, sizeof(mnt));
   int same = strcmp(mnt, dir) == 0;
   return j->host->error(j->job, VMSNAP_E_NOSPC,
-                        "disk %s: the copy needs %s, %s free on %s%s%s%s; "
+                        "the copy needs %s, %s free on %s%s%s%s; "
                         "free some space there or put the copy on another "
-                        "filesystem with ,file=PATH", target, need_s, avail_s,
-                        mnt, same ? "" : " (for ", same ? "" : dir,
+                        "filesystem with ,file=PATH",
+                        need_s, avail_s, mnt, same ? "" : " (for ", same ? "" : dir,
                         same ? "" : ")");
 }
 
