@@ -5,8 +5,8 @@
 # into the control share on every run, so it changes without a new image.
 #
 # Control share (written by run-in-guest.sh): argv and env (NUL-separated),
-# cwd, shares ("TAG PATH" lines), disks (names, in /dev/vdb.. order), udev
-# (present = start udev). Written back: started (with the guest's uptime),
+# cwd, shares ("TAG PATH" lines), udev (present = start udev). Test disks
+# carry their name as virtio serial. Written back: started (the guest's uptime),
 # stdout, stderr, rc (the command's exit code, written last).
 #
 # It must never exit: PID 1 exiting panics the kernel. Every path ends in
