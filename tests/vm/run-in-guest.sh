@@ -23,7 +23,8 @@
 # Exit codes besides the command's own:
 #   123  the guest never started the command (boot failed or hung)
 #   124  the command started but did not end: time ran out or the guest died
-#   125  the harness failed: bad usage, no image, QEMU would not start
+#   125  the harness failed: bad usage, no image, QEMU would not start,
+#        or it was interrupted (QEMU is killed with it)
 # On 123 and 124 the end of the guest's console log is printed.
 set -euo pipefail
 VM_DIR=$(cd "$(dirname "$0")" && pwd)
