@@ -10,6 +10,7 @@ packages=(
   scdoc                                   # the snapctl(1) man page
   qemu-utils btrfs-progs xfsprogs         # real tools the tests and benchmarks use
   qemu-system-x86                         # real QEMU for the QMP and live-snapshot tests
+  debootstrap                             # the Debian guest of tests/vm (LVM, Xen)
   util-linux e2fsprogs coreutils
 )
 
