@@ -33,7 +33,13 @@ static int check_source(json_t *doc, vs_err *err)
   if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode) && !S_ISDIR(st.st_mode))
     return err_set(err, VMSNAP_E_INVALID,
                    "disk %s: %s is neither a file, a block device nor a directory", target, src);
-  json_object_set_new(doc, "source", json_string(real));
+  /* A block device keeps the stable name it was given (/dev/VG/LV,
+   * /dev/disk/by-id/...): the /dev/dm-N it resolves to is numbered anew at
+   * every activation, and an LVM revert that renames LVs gives the name to
+   * another device. */
+  int keep = S_ISBLK(st.st_mode) && !strncmp(src, "/dev/", 5) && !strstr(src, "/../") &&
+             !strstr(src, "/./");
+  json_object_set_new(doc, "source", json_string(keep ? src : real));
   json_object_set_new(doc, "block_device", json_boolean(S_ISBLK(st.st_mode)));
   if (!jstr(doc, "format")) json_object_set_new(doc, "format", json_string("raw"));
   return 0;
@@ -88,6 +94,15 @@ const plugin *disks_backend(vmsnap_ctx *ctx, json_t *doc, vs_err *err)
   return NULL;
 }
 
+/* Two names of one block device (/dev/VG/LV and /dev/mapper/VG-LV). */
+static int same_device(json_t *a, json_t *b)
+{
+  struct stat sa, sb;
+  return json_is_true(json_object_get(a, "block_device")) &&
+         json_is_true(json_object_get(b, "block_device")) && stat(jstr(a, "source"), &sa) == 0 &&
+         stat(jstr(b, "source"), &sb) == 0 && sa.st_rdev == sb.st_rdev;
+}
+
 static int check_unique(json_t *docs, vs_err *err)
 {
   size_t i, j;
@@ -97,7 +112,7 @@ static int check_unique(json_t *docs, vs_err *err)
       if (j <= i) continue;
       if (!strcmp(jstr(a, "target"), jstr(b, "target")))
         return err_set(err, VMSNAP_E_INVALID, "disk target %s is given twice", jstr(a, "target"));
-      if (!strcmp(jstr(a, "source"), jstr(b, "source")))
+      if (!strcmp(jstr(a, "source"), jstr(b, "source")) || same_device(a, b))
         return err_set(err, VMSNAP_E_INVALID, "disks %s and %s are the same %s", jstr(a, "target"),
                        jstr(b, "target"), jstr(a, "source"));
     }

@@ -122,6 +122,7 @@ int lv_classic_prepare_revert(const lv_job *j, const lv_report *r, const lv_info
 typedef struct merge_watch {
   char dmname[300];   /* the origin's device */
   uint64_t start;     /* allocated sectors when first seen merging */
+  uint64_t total;     /* the last total reported, in bytes */
   int deferred;       /* lvm said: on next activation */
   int lvmpolld_absent;
 } merge_watch;
@@ -141,7 +142,7 @@ static int merge_line(void *user, const char *line, uint64_t *done, uint64_t *to
     return 0;
   if (!w->start || alloc > w->start) w->start = alloc;
   if (w->start <= meta) return 0;
-  *total = (w->start - meta) * 512;
+  *total = w->total = (w->start - meta) * 512;
   *done = (w->start - alloc) * 512;
   return 1;
 }
@@ -175,21 +176,21 @@ static int resume_merge(const lv_job *j, const char *vg, const char *name, merge
   return lv_run(j, argv, merge_line, w, NULL, what, "fix this and run snapctl recover");
 }
 
-/* The reverted point, kept: a fresh snapshot once the merge is done. */
-static int keep_point(const lv_job *j, const char *vg, const char *name, const char *origin)
+/* The reverted point, kept: a fresh snapshot once the merge is done. Not
+ * an error when it fails (the revert itself is done): why says what. */
+static int keep_point(const lv_job *j, const char *vg, const char *name, const char *origin,
+                      char *why, size_t whylen)
 {
   const char *size = j->host->get(j->job, "size");
-  char from[300], tag[96], sz[40], what[1024];
+  char from[300], tag[96], sz[40];
   lv_report r = {0};
+  snprintf(why, whylen, "no size or uuid recorded");
   if (!size || lv_snapshot_tag(j, tag, sizeof tag) < 0) return -1;
   snprintf(from, sizeof from, "%s/%s", vg, origin);
   snprintf(sz, sizeof sz, "%sb", size);
-  snprintf(what, sizeof what, "the merge is done, but the reverted point could not be kept as "
-           "a new snapshot %s/%s", vg, name);
   const char *argv[] = {"lvm", "lvcreate", "-s", "-n", name, "-L", sz, "--addtag", LV_TAG,
                         "--addtag", tag, from, NULL};
-  /* Not an error: the revert itself is done. Its message becomes a warning. */
-  if (lv_run(j, argv, NULL, NULL, NULL, what, "the snapshot is used up; delete it") < 0) return -1;
+  if (lv_run_text(j, argv, NULL, NULL, NULL, why, whylen) < 0) return -1;
   int rc = -1;
   if (lv_list_vg(j, vg, &r) == 0) {
     const lv_info *lv = lv_find_name(&r, name);
@@ -234,10 +235,14 @@ int lv_classic_revert_finish(const lv_job *j)
     return 0;
   }
   j->host->set(j->job, "merge", "done");
-  if (!kept) kept = keep_point(j, vg, name, origin) == 0;
-  j->host->progress(j->job, 1, 1);
-  j->host->warn(j->job, "merged %s/%s into %s/%s now; %s", vg, name, vg, origin,
-                kept ? "the reverted point was kept as a fresh snapshot of the same name"
-                     : "the snapshot is used up (a fresh one could not be taken; see above)");
+  char why[1200] = "";
+  if (!kept) kept = keep_point(j, vg, name, origin, why, sizeof why) == 0;
+  j->host->progress(j->job, w.total ? w.total : 1, w.total ? w.total : 1);
+  if (kept)
+    j->host->warn(j->job, "merged %s/%s into %s/%s now; the reverted point was kept as a fresh "
+                  "snapshot of the same name", vg, name, vg, origin);
+  else
+    j->host->warn(j->job, "merged %s/%s into %s/%s now; the snapshot is used up: a fresh one "
+                  "could not be taken (%s)", vg, name, vg, origin, why);
   return 0;
 }

@@ -171,7 +171,11 @@ int lv_resolve_disk(const lv_job *j, lv_origin *o);
  * else an error with "what: <lvm's stderr>; hint" as message. */
 int lv_run(const lv_job *j, const char *const argv[], vmsnap_line_fn *line, void *user,
            char **out, const char *what, const char *hint);
-/* lvs of one VG. */
+/* The same without a message: lvm's cleaned stderr in why (the rc says
+ * which kind of failure). */
+int lv_run_text(const lv_job *j, const char *const argv[], vmsnap_line_fn *line, void *user,
+                char **out, char *why, size_t whylen);
+/* lvs -a of one VG (hidden LVs too: a merging snapshot is hidden). */
 int lv_list_vg(const lv_job *j, const char *vg, lv_report *r);
 /* Error class of lvm's stderr text (pure). */
 int lv_classify(const char *err);

@@ -57,49 +57,55 @@ int lv_classify(const char *err)
   return VMSNAP_E_BACKEND;
 }
 
-int lv_run(const lv_job *j, const char *const argv[], vmsnap_line_fn *line, void *user,
-           char **out, const char *what, const char *hint)
+int lv_run_text(const lv_job *j, const char *const argv[], vmsnap_line_fn *line, void *user,
+                char **out, char *why, size_t whylen)
 {
   static const char *const env[] = {"LC_ALL=C", "LVM_SUPPRESS_FD_WARNINGS=1", NULL};
   vmsnap_spawn_opts opts = {.struct_size = sizeof opts, .line = line, .line_user = user,
                             .capture_stdout = out != NULL, .env_add = env};
   vmsnap_spawn_result r;
-  char why[sizeof r.err_tail + 64];
   memset(&r, 0, sizeof r);
   r.struct_size = sizeof r;
   if (out) *out = NULL;
+  why[0] = '\0';
   int rc = j->host->spawn(j->job, argv, &opts, &r);
-  if (rc == VMSNAP_E_NOT_FOUND) {
+  if (rc < 0 || r.exit_status != 0) {
     free(r.out);
-    return j->host->error(j->job, rc, "%s: the lvm command is not on PATH: install lvm2; %s",
-                          what, hint);
+    if (rc < 0) return rc; /* cancelled, not found, could not start (message set) */
+    if (r.exit_status < 0) {
+      snprintf(why, whylen, "lvm was killed by signal %d", r.term_signal);
+      return VMSNAP_E_BACKEND;
+    }
+    clean_tail(r.err_tail, why, whylen);
+    return lv_classify(why);
   }
-  if (rc < 0) {
-    free(r.out);
-    return rc; /* cancelled, or could not start (message set) */
+  if (out) *out = r.out;
+  else free(r.out);
+  return 0;
+}
+
+int lv_run(const lv_job *j, const char *const argv[], vmsnap_line_fn *line, void *user,
+           char **out, const char *what, const char *hint)
+{
+  char why[1200];
+  int rc = lv_run_text(j, argv, line, user, out, why, sizeof why);
+  if (rc == 0 || !why[0]) {
+    if (rc == VMSNAP_E_NOT_FOUND)
+      return j->host->error(j->job, rc, "%s: the lvm command is not on PATH: install lvm2; %s",
+                            what, hint);
+    return rc;
   }
-  if (r.exit_status == 0) {
-    if (out) *out = r.out;
-    else free(r.out);
-    return 0;
-  }
-  free(r.out);
-  if (r.exit_status < 0)
-    return j->host->error(j->job, VMSNAP_E_BACKEND, "%s: lvm was killed by signal %d; %s", what,
-                          r.term_signal, hint);
-  clean_tail(r.err_tail, why, sizeof why);
-  int code = lv_classify(why);
-  const char *extra = code == VMSNAP_E_NOSPC ? "; the volume group is full: add a physical "
-                                               "volume (vgextend) or free some extents"
-                      : code == VMSNAP_E_BUSY ? "; something has the volume open or busy: stop "
-                                                "it, or wait for the running merge"
-                                              : "";
-  return j->host->error(j->job, code, "%s: %s%s; %s", what, why, extra, hint);
+  const char *extra = rc == VMSNAP_E_NOSPC ? "; the volume group is full: add a physical "
+                                             "volume (vgextend) or free some extents"
+                      : rc == VMSNAP_E_BUSY ? "; something has the volume open or busy: stop "
+                                              "it, or wait for the running merge"
+                                            : "";
+  return j->host->error(j->job, rc, "%s: %s%s; %s", what, why, extra, hint);
 }
 
 int lv_list_vg(const lv_job *j, const char *vg, lv_report *r)
 {
-  const char *argv[] = {"lvm", "lvs", "--reportformat", "json", "--units", "b", "--nosuffix",
+  const char *argv[] = {"lvm", "lvs", "-a", "--reportformat", "json", "--units", "b", "--nosuffix",
                         "--config", "report/time_format=\"%s\"", "-o", LV_FIELDS, vg, NULL};
   char *out = NULL, what[1024];
   const char *why;
