@@ -87,8 +87,11 @@ int lv_recorded(const lv_job *j, char *vg, size_t vglen, char *name, size_t nlen
 
 const char *lv_disk_option(const lv_job *j, const char *key)
 {
-  /* Per-disk backend options are not carried by the core yet. */
-  (void)j;
-  (void)key;
+  const vmsnap_disk *d = j->info->disk;
+  /* An older core's disk ends before options. */
+  if (d->struct_size < offsetof(vmsnap_disk, options) + sizeof(d->options) || !d->options)
+    return NULL;
+  for (size_t i = 0; d->options[i] && d->options[i + 1]; i += 2)
+    if (!strcmp(d->options[i], key)) return d->options[i + 1];
   return NULL;
 }

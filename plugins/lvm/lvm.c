@@ -122,6 +122,9 @@ static int lv_revert_abort(vmsnap_job *job, const vmsnap_job_info *info)
   return is_thin_job(&j) ? lv_thin_revert_abort(&j) : 0;
 }
 
+/* size=: a classic snapshot's COW size (N[bskmgt] or N% of the origin). */
+static const char *const lv_disk_options[] = {"size", NULL};
+
 static const vmsnap_plugin lv_plugin = {
   .name = "lvm",
   .version = "1.0",
@@ -137,6 +140,7 @@ static const vmsnap_plugin lv_plugin = {
   .revert_finish = lv_revert_finish,
   .revert_abort = lv_revert_abort,
   .list = lv_list,
+  .disk_options = lv_disk_options,
 };
 
 VMSNAP_REGISTER_PLUGIN(lv_plugin)

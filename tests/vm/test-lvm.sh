@@ -140,10 +140,16 @@ ok "delete a" delete cl a
 note "classic: siblings' free COW space checked; delete"
 
 # ---- an overflowed classic snapshot: reported, never reverted to -------------
-lvm lvcreate -qq -L 200M -n big "$VG" >/dev/null
+lvm lvcreate -qq -L 96M -n big "$VG" >/dev/null
 write "/dev/$VG/big" 8 0 big-a
-ok "create of big" create big --name o --disk vda="/dev/$VG/big"
-write "/dev/$VG/big" 100 0 big-b # more than its 64 MiB of COW space
+# Per-disk backend options: a bad size and an unknown key change nothing.
+expect 2 "size= that is not a size" -- create big --name o --disk vda="/dev/$VG/big",size=lots
+err_has "size=" "the refusal names size="
+expect 2 "an option lvm does not take" -- create big --name o --disk vda="/dev/$VG/big",sise=1G
+err_has "takes no option 'sise' \\(it takes: size=\\)" "the refusal names the keys lvm takes"
+ok "create of big with size=16M" create big --name o --disk vda="/dev/$VG/big",size=16M
+[ "$(data_of big o size)" = $((16 << 20)) ] || fail "size=16M gave $(data_of big o size) bytes"
+write "/dev/$VG/big" 24 0 big-b # more than its 16 MiB of COW space
 [ "$(lv_attr big-vmsnap-o | cut -c5)" = I ] || fail "the snapshot did not overflow: $(lv_attr big-vmsnap-o)"
 sc --json list big
 python3 - "$OUT" <<'PY' || { show_output; fail "list --json does not report the overflowed snapshot as INVALID"; }
