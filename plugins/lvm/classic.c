@@ -183,7 +183,6 @@ static int keep_point(const lv_job *j, const char *vg, const char *name, const c
 {
   const char *size = j->host->get(j->job, "size");
   char from[300], tag[96], sz[40];
-  lv_report r = {0};
   snprintf(why, whylen, "no size or uuid recorded");
   if (!size || lv_snapshot_tag(j, tag, sizeof tag) < 0) return -1;
   snprintf(from, sizeof from, "%s/%s", vg, origin);
@@ -191,13 +190,10 @@ static int keep_point(const lv_job *j, const char *vg, const char *name, const c
   const char *argv[] = {"lvm", "lvcreate", "-s", "-n", name, "-L", sz, "--addtag", LV_TAG,
                         "--addtag", tag, from, NULL};
   if (lv_run_text(j, argv, NULL, NULL, NULL, why, whylen) < 0) return -1;
-  int rc = -1;
-  if (lv_list_vg(j, vg, &r) == 0) {
-    const lv_info *lv = lv_find_name(&r, name);
-    if (lv) rc = j->host->set(j->job, "lv-uuid", lv->uuid);
-  }
-  lv_report_free(&r);
-  return rc;
+  char uuid[LV_UUID_LEN + 2];
+  return lv_active_uuid(vg, name, uuid, sizeof uuid) == 0
+             ? j->host->set(j->job, "lv-uuid", uuid)
+             : 0; /* the tag identifies it */
 }
 
 int lv_classic_revert_finish(const lv_job *j)
@@ -216,16 +212,27 @@ int lv_classic_revert_finish(const lv_job *j)
   if ((rc = lv_list_vg(j, vg, &r)) < 0) return rc;
   const lv_info *snap = lv_find_uuid(&r, merge_uuid);
   char state = snap ? snap->attr[0] : '\0';
+  /* Merged earlier (a restarted finish): was the point kept already? */
+  const lv_info *now = lv_find_name(&r, name);
+  int kept = !snap && now && lv_is_ours(j, now);
   lv_report_free(&r);
   j->host->progress(j->job, 0, 0);
   if (state == 's') rc = start_merge(j, vg, name, &w);
   else if (state == 'S') rc = resume_merge(j, vg, name, &w);
   if (rc < 0) return rc;
-  /* Did the merge finish? The merged snapshot is gone then. */
-  if ((rc = lv_list_vg(j, vg, &r)) < 0) return rc;
-  int gone = lv_find_uuid(&r, merge_uuid) == NULL;
-  int kept = lv_find_name(&r, name) && lv_is_ours(j, lv_find_name(&r, name)) && gone;
-  lv_report_free(&r);
+  /* Did the merge finish? lvconvert waits for it unless LVM put it off to
+   * the origin's next activation (it said so); then the merged snapshot's
+   * device is gone. A snapshot of that name now is the kept point (a
+   * restarted finish). */
+  char sdm[300];
+  lvdm_state sst;
+  int gone = state == 's' || state == 'S' ? !w.deferred : 1;
+  if (gone && lv_dm_name(vg, name, NULL, sdm, sizeof sdm) == 0 && lvdm_read(sdm, 0, 0, 1, &sst) == 0 &&
+      sst.exists && !strcmp(sst.target, "snapshot")) {
+    char u[LV_UUID_LEN + 2];
+    gone = lv_active_uuid(vg, name, u, sizeof u) == 0 && strcmp(u, merge_uuid) != 0;
+  }
+  kept = kept && gone;
   if (!gone) {
     j->host->set(j->job, "merge", "pending");
     j->host->warn(j->job, "the merge of %s/%s into %s/%s will run on the origin's next "

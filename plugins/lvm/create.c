@@ -99,16 +99,14 @@ out:
   return rc;
 }
 
-/* Deletes the LV named name in vg if it is this snapshot's. */
+/* Deletes the LV named name in vg if it carries this snapshot's tag. */
 static int drop_ours(const lv_job *j, const char *vg, const char *name)
 {
-  lv_report r = {0};
-  int rc = lv_list_vg(j, vg, &r);
-  if (rc < 0) return rc;
-  const lv_info *lv = lv_find_name(&r, name);
-  rc = lv && lv_is_ours(j, lv) ? lv_remove_lv(j, vg, name) : 0;
-  lv_report_free(&r);
-  return rc;
+  char tag[96], sel[400], why[1200];
+  if (lv_snapshot_tag(j, tag, sizeof tag) < 0) return 0;
+  snprintf(sel, sizeof sel, "lv_name=%s && lv_tags={%s}", name, tag);
+  const char *argv[] = {"lvm", "lvremove", "-f", "-y", "-S", sel, vg, NULL};
+  return lv_run_text(j, argv, NULL, NULL, NULL, why, sizeof why);
 }
 
 int lv_create(vmsnap_job *job, const vmsnap_job_info *info)
@@ -117,7 +115,6 @@ int lv_create(vmsnap_job *job, const vmsnap_job_info *info)
   const char *origin = info->host->get(job, "origin"), *kind = info->host->get(job, "kind");
   const char *size = info->host->get(job, "size");
   char vg[128], name[128], from[300], tag[96], sz[40], what[1024];
-  lv_report r = {0};
   int rc;
 
   if ((rc = lv_recorded(&j, vg, sizeof vg, name, sizeof name)) < 0) return rc;
@@ -135,15 +132,12 @@ int lv_create(vmsnap_job *job, const vmsnap_job_info *info)
   info->host->progress(job, 0, 1);
   rc = lv_run(&j, strcmp(kind, "thin") ? classic : thin, NULL, NULL, NULL, what,
               "nothing was kept");
-  if (rc == 0 && (rc = lv_list_vg(&j, vg, &r)) == 0) {
-    const lv_info *lv = lv_find_name(&r, name);
-    if (!lv || !lv_is_ours(&j, lv))
-      rc = info->host->error(job, VMSNAP_E_BACKEND, "disk %s: lvcreate succeeded but %s/%s "
-                             "is not there with vmsnap's tag", j.target, vg, name);
-    else
-      rc = info->host->set(job, "lv-uuid", lv->uuid);
-  }
-  lv_report_free(&r);
+  /* The LV carries this snapshot's tag, which is what identifies it; its
+   * uuid is recorded too when device-mapper has it at hand (a classic
+   * snapshot is active, a thin one skips activation) — no second lvm run. */
+  char uuid[LV_UUID_LEN + 2];
+  if (rc == 0 && lv_active_uuid(vg, name, uuid, sizeof uuid) == 0)
+    rc = info->host->set(job, "lv-uuid", uuid);
   if (rc < 0) {
     /* Cancelled or failed: lvcreate may have made it all the same. */
     drop_ours(&j, vg, name);
@@ -170,6 +164,14 @@ int lv_remove(vmsnap_job *job, const vmsnap_job_info *info)
 
   if (!info->host->get(job, "lv")) return 0; /* never decided: nothing was made */
   if ((rc = lv_recorded(&j, vg, sizeof vg, name, sizeof name)) < 0) return rc;
+  /* One lvm run in the common case: remove the LV of that name only if it
+   * carries this snapshot's tag (nothing matching is success). A merging
+   * snapshot (LVM refuses) is looked at closer below. */
+  char tag[96], sel[400], why[1200];
+  if ((rc = lv_snapshot_tag(&j, tag, sizeof tag)) < 0) return rc;
+  snprintf(sel, sizeof sel, "lv_name=%s && lv_tags={%s}", name, tag);
+  const char *argv[] = {"lvm", "lvremove", "-f", "-y", "-S", sel, vg, NULL};
+  if (lv_run_text(&j, argv, NULL, NULL, NULL, why, sizeof why) == 0) return 0;
   if ((rc = lv_list_vg(&j, vg, &r)) < 0) return rc;
   const lv_info *lv = find_snapshot(&j, &r, name);
   if (!lv) {

@@ -95,3 +95,13 @@ const char *lv_disk_option(const lv_job *j, const char *key)
     if (!strcmp(d->options[i], key)) return d->options[i + 1];
   return NULL;
 }
+
+int lv_active_uuid(const char *vg, const char *name, char *out, size_t len)
+{
+  char dm[300];
+  lvdm_state st;
+  if (lv_dm_name(vg, name, NULL, dm, sizeof dm) < 0 || lvdm_read(dm, 0, 0, 0, &st) < 0 ||
+      !st.exists || strncmp(st.uuid, "LVM-", 4) != 0 || strlen(st.uuid) != 68)
+    return -1;
+  return lv_uuid_format(st.uuid + 36, out, len);
+}

@@ -26,15 +26,24 @@
  *   prepare of create: "lv" (VG/NAME of the snapshot LV: the object),
  *     "vg", "origin" (the origin's LV name), "origin-uuid", "kind"
  *     ("classic" or "thin"), "size" (classic: COW bytes asked for);
- *   create: "lv-uuid";
+ *   create: "lv-uuid" (classic: read from device-mapper; a thin snapshot
+ *     skips activation, and its tag identifies it);
  *   prepare of revert (thin): "revert-staged" (VG/NAME of the LV staged in
  *     phase one), "revert-old" (the name the old origin takes until it is
- *     removed), "revert-origin-uuid"; revert: "revert-staged-uuid";
- *     revert_finish: "origin-uuid" (the origin's new uuid; the same update
- *     is given to every other snapshot of the disk with set_other);
- *   revert (classic): "merge" ("done" or "pending": the merge waits for
- *     the origin's next activation) and a new "lv-uuid" when the reverted
- *     point was kept (a fresh snapshot taken after the merge).
+ *     removed), "revert-origin", "revert-origin-uuid", "revert-leftover"
+ *     (a staged LV of an earlier attempt is there); the staged LV is known
+ *     by its tag; revert_finish: "origin-uuid" (the origin's new uuid; the
+ *     same update is given to every other snapshot of the disk with
+ *     set_other);
+ *   prepare of revert (classic): "revert-merge-uuid" (the snapshot LV to
+ *     merge); revert_finish: "merge" ("done" or "pending": the merge waits
+ *     for the origin's next activation) and a new "lv-uuid" when the
+ *     reverted point was kept (a fresh snapshot taken after the merge).
+ *
+ * Every lvm run costs a few hundred ms (it scans devices): the common
+ * paths run as few as they can (create: lvs + lvcreate; delete: one
+ * lvremove selecting the name and our tag), and read device-mapper
+ * in-process instead where it knows the answer.
  */
 #ifndef VMSNAP_LVM_H
 #define VMSNAP_LVM_H
@@ -79,6 +88,8 @@ int lv_dm_split(const char *dm, char *vg, size_t vglen, char *lv, size_t lvlen);
 int lv_decode_snapshot_name(const char *origin, const char *lvname, char *out, size_t len);
 /* "dkav8c-4iiJ-…" -> "dkav8c4iiJ…" (the form in device-mapper uuids). */
 void lv_uuid_strip(const char *uuid, char *out, size_t len);
+/* The 32 characters of a device-mapper LV uuid -> LVM's "xxxxxx-xxxx-…". */
+int lv_uuid_format(const char *bare, char *out, size_t len);
 
 /* ---- size.c (pure) ---------------------------------------------------- */
 /* The classic snapshot size: spec NULL (the default policy: 20% of the
@@ -185,6 +196,8 @@ int lv_is_ours(const lv_job *j, const lv_info *lv);
 int lv_recorded(const lv_job *j, char *vg, size_t vglen, char *name, size_t nlen);
 int lv_snapshot_tag(const lv_job *j, char *buf, size_t len);
 int lv_remove_lv(const lv_job *j, const char *vg, const char *name);
+/* The LVM uuid of an active LV, read from device-mapper (no lvm run); 0 or -1. */
+int lv_active_uuid(const char *vg, const char *name, char *out, size_t len);
 /* The disk's option key (size=…), or NULL. */
 const char *lv_disk_option(const lv_job *j, const char *key);
 

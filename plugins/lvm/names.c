@@ -194,3 +194,18 @@ void lv_uuid_strip(const char *uuid, char *out, size_t len)
     if (*p != '-') out[o++] = *p;
   if (len) out[o] = '\0';
 }
+
+int lv_uuid_format(const char *bare, char *out, size_t len)
+{
+  static const int groups[] = {6, 4, 4, 4, 4, 4, 6};
+  size_t o = 0;
+  if (strlen(bare) != 32 || len < LV_UUID_LEN + 1) return -1;
+  for (size_t g = 0; g < 7; g++) {
+    if (g) out[o++] = '-';
+    memcpy(out + o, bare, (size_t)groups[g]);
+    o += (size_t)groups[g];
+    bare += groups[g];
+  }
+  out[o] = '\0';
+  return 0;
+}

@@ -59,6 +59,8 @@ int lv_thin_prepare_revert(const lv_job *j, const lv_origin *o, const lv_report 
     return j->host->error(j->job, VMSNAP_E_INVALID, "disk %s: the LV name %s is too long to "
                           "derive the revert's helper names; %s", j->target, o->name, nothing);
   const lv_info *s = lv_find_name(r, staged);
+  if (s && lv_has_tag(s, tag) && (rc = j->host->set(j->job, "revert-leftover", "yes")) < 0)
+    return rc;
   if ((s && !lv_has_tag(s, tag)) || lv_find_name(r, old))
     return j->host->error(j->job, VMSNAP_E_EXISTS, "disk %s: an LV %s/%s exists that vmsnap did "
                           "not make for this revert; rename or remove it; %s", j->target, o->vg,
@@ -102,25 +104,20 @@ static int drop_staged(const lv_job *j, const char *vg, const char *name)
 int lv_thin_revert(const lv_job *j)
 {
   char vg[128], name[128], svg[128], sname[128], from[300], tag[128], what[1024];
-  lv_report r = {0};
   int rc;
   if ((rc = staged_name(j, vg, sizeof vg, name, sizeof name)) < 0 ||
       (rc = lv_recorded(j, svg, sizeof svg, sname, sizeof sname)) < 0 ||
-      (rc = revert_tag(j, tag, sizeof tag)) < 0 || (rc = drop_staged(j, vg, name)) < 0)
+      (rc = revert_tag(j, tag, sizeof tag)) < 0)
     return rc;
+  /* A leftover of an earlier attempt at this revert (prepare saw it). */
+  if (j->host->get(j->job, "revert-leftover") && (rc = drop_staged(j, vg, name)) < 0) return rc;
   snprintf(from, sizeof from, "%s/%s", svg, sname);
   snprintf(what, sizeof what, "cannot stage a thin snapshot of %s as %s/%s", from, vg, name);
   const char *argv[] = {"lvm", "lvcreate", "-s", "-n", name, "--addtag", LV_TAG, "--addtag",
                         tag, from, NULL};
   j->host->progress(j->job, 0, 1);
+  /* The staged LV is known by its tag from here on (revert_finish). */
   rc = lv_run(j, argv, NULL, NULL, NULL, what, "the disk is unchanged");
-  if (rc == 0 && (rc = lv_list_vg(j, vg, &r)) == 0) {
-    const lv_info *s = lv_find_name(&r, name);
-    rc = s ? j->host->set(j->job, "revert-staged-uuid", s->uuid)
-           : j->host->error(j->job, VMSNAP_E_BACKEND, "disk %s: lvcreate succeeded but %s/%s "
-                            "is not there", j->target, vg, name);
-  }
-  lv_report_free(&r);
   if (rc < 0) {
     drop_staged(j, vg, name);
     return rc;
@@ -185,29 +182,35 @@ int lv_thin_revert_finish(const lv_job *j)
   const char *old = j->host->get(j->job, "revert-old");
   const char *on = j->host->get(j->job, "revert-origin");
   const char *ou = j->host->get(j->job, "revert-origin-uuid");
-  const char *su = j->host->get(j->job, "revert-staged-uuid");
-  char vg[128], staged[128];
+  char vg[128], staged[128], tag[128], su[LV_UUID_LEN + 2] = "";
   lv_report r = {0};
   int rc;
-  if ((rc = staged_name(j, vg, sizeof vg, staged, sizeof staged)) < 0) return rc;
-  if (!old || !on || !ou || !su || !lv_name_valid(old, NULL) || !lv_name_valid(on, NULL))
+  if ((rc = staged_name(j, vg, sizeof vg, staged, sizeof staged)) < 0 ||
+      (rc = revert_tag(j, tag, sizeof tag)) < 0)
+    return rc;
+  if (!old || !on || !ou || !lv_name_valid(old, NULL) || !lv_name_valid(on, NULL))
     return j->host->error(j->job, VMSNAP_E_INVALID, "disk %s: the revert's staging was not "
                           "recorded; run snapctl recover", j->target);
   if ((rc = lv_list_vg(j, vg, &r)) < 0) return rc;
-  const lv_info *lo = lv_find_uuid(&r, ou), *ls = lv_find_uuid(&r, su);
+  /* The staged LV: by its staging tag, or (once settled, a restarted
+   * finish) the LV now at the origin's name that is not the old origin. */
+  const lv_info *lo = lv_find_uuid(&r, ou), *ls = NULL;
+  for (size_t i = 0; i < r.n && !ls; i++)
+    if (lv_has_tag(&r.lv[i], tag)) ls = &r.lv[i];
+  if (!ls && lv_find_name(&r, on) && strcmp(lv_find_name(&r, on)->uuid, ou) != 0)
+    ls = lv_find_name(&r, on);
+  if (ls) snprintf(su, sizeof su, "%s", ls->uuid);
   int old_at_origin = lo && !strcmp(lo->name, on);
   int staged_waiting = ls && !strcmp(ls->name, staged);
-  int new_in_place = ls && !strcmp(ls->name, on);
   int old_left = lo && !strcmp(lo->name, old);
-  const lv_info *at_origin = lv_find_name(&r, on);
+  int at_origin = lv_find_name(&r, on) != NULL;
   lv_report_free(&r);
   if (!ls)
-    return j->host->error(j->job, VMSNAP_E_BACKEND, "disk %s: the staged LV (uuid %s) is gone "
+    return j->host->error(j->job, VMSNAP_E_BACKEND, "disk %s: the staged LV (tag %s) is gone "
                           "from %s; the disk %s/%s %s; check with lvs and restore by hand",
-                          j->target, su, vg, vg, on, at_origin ? "still exists" : "is missing");
+                          j->target, tag, vg, vg, on, at_origin ? "still exists" : "is missing");
   if (old_at_origin && (rc = rename_lv(j, vg, on, old)) < 0) return rc;
   if (staged_waiting && (rc = rename_lv(j, vg, staged, on)) < 0) return rc;
-  (void)new_in_place;
   if ((rc = settle_new(j, vg, on)) < 0) return rc;
   if ((old_at_origin || old_left) && (rc = lv_remove_lv(j, vg, old)) < 0) return rc;
   /* The disk's LV is another LV now: every record of the old uuid moves. */

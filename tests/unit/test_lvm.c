@@ -127,6 +127,14 @@ static void test_helper_and_dm_names(void **state)
   char u[64];
   lv_uuid_strip("dkav8c-4iiJ-yQ3U-X5Cl-BJUZ-zAfl-Mhvfc4", u, sizeof u);
   assert_string_equal(u, "dkav8c4iiJyQ3UX5ClBJUZzAflMhvfc4");
+  char f[LV_UUID_LEN + 2];
+  assert_int_equal(lv_uuid_format(u, f, sizeof f), 0);
+  assert_string_equal(f, "dkav8c-4iiJ-yQ3U-X5Cl-BJUZ-zAfl-Mhvfc4");
+  /* Recorded: device-mapper's uuid of vg-a and what lvs said of vg/a. */
+  const char *dmu = "LVM-UBxVoj6V47CLwUR1WPhZ5PHFroIKnjTJvYnGetzy5c0YtYf5kQwD0LOese5xSd9I";
+  assert_int_equal(lv_uuid_format(dmu + 36, f, sizeof f), 0);
+  assert_string_equal(f, "vYnGet-zy5c-0YtY-f5kQ-wD0L-Oese-5xSd9I");
+  assert_int_equal(lv_uuid_format("short", f, sizeof f), -1);
 }
 
 static void test_size_policy(void **state)
