@@ -5,6 +5,7 @@
  * planned objects → make the disk snapshots in parallel → write metadata →
  * clear the journal (the commit point). A failure or cancel removes the
  * disk snapshots already made; a crash is rolled back by recover. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -308,11 +309,19 @@ int vmsnap_create(vmsnap_ctx *ctx, const vmsnap_create_params *params, const vms
   op->flags = p.flags;
   op->body = create_body;
   json_t *disks = json_array();
+  /* Step through the caller's array by the size of vmsnap_disk_spec it was
+   * built with: its params' size tells which header that was. */
+  int new_caller = params->struct_size >= offsetof(vmsnap_create_params, disk_spec_size) +
+                                              sizeof(p.disk_spec_size);
+  size_t stride = !new_caller ? offsetof(vmsnap_disk_spec, options)
+                  : p.disk_spec_size ? p.disk_spec_size : sizeof(vmsnap_disk_spec);
   for (size_t i = 0; i < p.ndisks; i++) {
-    const vmsnap_disk_spec *s = &p.disks[i];
-    json_t *d = json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}", "target", s->target, "source",
-                          s->source, "format", s->format, "backend", s->backend, "mode", s->mode,
-                          "file", s->file);
+    vmsnap_disk_spec spec = {0};
+    memcpy(&spec, (const char *)p.disks + i * stride, stride < sizeof spec ? stride : sizeof spec);
+    const vmsnap_disk_spec *s = &spec;
+    json_t *d = json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}", "target", s->target,
+                          "source", s->source, "format", s->format, "backend", s->backend,
+                          "mode", s->mode, "file", s->file, "options", s->options);
     json_array_append_new(disks, d ? d : json_object());
   }
   op->create_args = json_pack("{s:o, s:s, s:s?}", "disks", disks, "description",

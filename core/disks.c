@@ -33,9 +33,72 @@ static int check_source(json_t *doc, vs_err *err)
   if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode) && !S_ISDIR(st.st_mode))
     return err_set(err, VMSNAP_E_INVALID,
                    "disk %s: %s is neither a file, a block device nor a directory", target, src);
-  json_object_set_new(doc, "source", json_string(real));
+  /* A block device keeps the stable name it was given (/dev/VG/LV,
+   * /dev/disk/by-id/...): the /dev/dm-N it resolves to is numbered anew at
+   * every activation, and an LVM revert that renames LVs gives the name to
+   * another device. */
+  int keep = S_ISBLK(st.st_mode) && !strncmp(src, "/dev/", 5) && !strstr(src, "/../") &&
+             !strstr(src, "/./");
+  json_object_set_new(doc, "source", json_string(keep ? src : real));
   json_object_set_new(doc, "block_device", json_boolean(S_ISBLK(st.st_mode)));
   if (!jstr(doc, "format")) json_object_set_new(doc, "format", json_string("raw"));
+  return 0;
+}
+
+/* "k=v,k=v" (",," a comma) as given with the disk -> {"k": "v", ...}; an
+ * object (remembered in domain.json) is kept. */
+static int parse_options(json_t *doc, vs_err *err)
+{
+  json_t *o = json_object_get(doc, "options");
+  const char *target = jstr(doc, "target");
+  if (!o || json_is_null(o)) {
+    json_object_del(doc, "options");
+    return 0;
+  }
+  if (json_is_object(o)) return 0;
+  const char *text = json_string_value(o);
+  if (!text) return err_set(err, VMSNAP_E_INVALID, "disk %s: options must be text", target);
+  json_t *obj = json_object();
+  char *buf = xstrdup(text), *w = buf;
+  for (const char *r = text;; r++) {
+    if (*r == ',' && r[1] == ',') { *w++ = ','; r++; continue; }
+    if (*r != ',' && *r) { *w++ = *r; continue; }
+    *w = '\0';
+    char *eq = strchr(buf, '=');
+    if (!eq || eq == buf || !eq[1] || json_object_get(obj, (*eq = '\0', buf))) {
+      int rc = err_set(err, VMSNAP_E_INVALID, "disk %s: bad or repeated option '%s' in '%s'",
+                       target, buf, text);
+      free(buf);
+      json_decref(obj);
+      return rc;
+    }
+    json_object_set_new(obj, buf, json_string(eq + 1));
+    w = buf;
+    if (!*r) break;
+  }
+  free(buf);
+  json_object_set_new(doc, "options", obj);
+  return 0;
+}
+
+/* Every option given for the disk must be one its backend takes. */
+static int check_options(json_t *doc, const plugin *p, vs_err *err)
+{
+  const char *key;
+  json_t *v;
+  json_object_foreach(json_object_get(doc, "options"), key, v) {
+    const char *const *known = p->ops.disk_options;
+    int ok = 0;
+    for (size_t i = 0; known && known[i]; i++) ok = ok || !strcmp(known[i], key);
+    if (ok && json_is_string(v)) continue;
+    char list[256] = "";
+    size_t n = 0;
+    for (size_t i = 0; known && known[i] && n < sizeof list; i++)
+      n += (size_t)snprintf(list + n, sizeof list - n, "%s%s=", i ? ", " : "", known[i]);
+    return err_set(err, VMSNAP_E_INVALID, "disk %s: backend %s takes no option '%s' (%s%s)",
+                   jstr(doc, "target"), p->ops.name, key, n ? "it takes: " : "it takes none",
+                   list);
+  }
   return 0;
 }
 
@@ -70,6 +133,7 @@ const plugin *disks_backend(vmsnap_ctx *ctx, json_t *doc, vs_err *err)
     if (score > best_score) { best = p; best_score = score; }
   }
   if (best) {
+    if (check_options(doc, best, err)) return NULL;
     json_object_set_new(doc, "backend", json_string(best->ops.name));
     return best;
   }
@@ -88,6 +152,15 @@ const plugin *disks_backend(vmsnap_ctx *ctx, json_t *doc, vs_err *err)
   return NULL;
 }
 
+/* Two names of one block device (/dev/VG/LV and /dev/mapper/VG-LV). */
+static int same_device(json_t *a, json_t *b)
+{
+  struct stat sa, sb;
+  return json_is_true(json_object_get(a, "block_device")) &&
+         json_is_true(json_object_get(b, "block_device")) && stat(jstr(a, "source"), &sa) == 0 &&
+         stat(jstr(b, "source"), &sb) == 0 && sa.st_rdev == sb.st_rdev;
+}
+
 static int check_unique(json_t *docs, vs_err *err)
 {
   size_t i, j;
@@ -97,7 +170,7 @@ static int check_unique(json_t *docs, vs_err *err)
       if (j <= i) continue;
       if (!strcmp(jstr(a, "target"), jstr(b, "target")))
         return err_set(err, VMSNAP_E_INVALID, "disk target %s is given twice", jstr(a, "target"));
-      if (!strcmp(jstr(a, "source"), jstr(b, "source")))
+      if (!strcmp(jstr(a, "source"), jstr(b, "source")) || same_device(a, b))
         return err_set(err, VMSNAP_E_INVALID, "disks %s and %s are the same %s", jstr(a, "target"),
                        jstr(b, "target"), jstr(a, "source"));
     }
@@ -117,6 +190,7 @@ int disks_resolve(vmsnap_ctx *ctx, json_t *docs, vs_err *err)
       return err_set(err, VMSNAP_E_INVALID, "disk target '%s' must be 1-32 of [A-Za-z0-9_-] "
                      "(like vda, xvda, hda)", jstr(doc, "target") ? jstr(doc, "target") : "");
     int rc = check_source(doc, err);
+    if (!rc) rc = parse_options(doc, err);
     if (rc) return rc;
   }
   int rc = check_unique(docs, err);
@@ -134,9 +208,10 @@ int disks_from_specs(vmsnap_ctx *ctx, const vmsnap_disk_spec *specs, size_t n, j
     json_t *d = json_object();
     json_object_set_new(d, "target", json_string(specs[i].target ? specs[i].target : ""));
     json_object_set_new(d, "source", json_string(specs[i].source ? specs[i].source : ""));
-    static const char *const keys[] = {"format", "backend", "mode", "file"};
-    const char *vals[] = {specs[i].format, specs[i].backend, specs[i].mode, specs[i].file};
-    for (size_t k = 0; k < 4; k++)
+    static const char *const keys[] = {"format", "backend", "mode", "file", "options"};
+    const char *vals[] = {specs[i].format, specs[i].backend, specs[i].mode, specs[i].file,
+                          specs[i].options};
+    for (size_t k = 0; k < 5; k++)
       if (vals[k]) json_object_set_new(d, keys[k], json_string(vals[k]));
     json_array_append_new(*docs, d);
   }

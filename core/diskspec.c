@@ -9,7 +9,8 @@
 static char *fail(char **errmsg, const char *text, const char *why)
 {
   if (errmsg) *errmsg = xasprintf("bad disk '%s': %s (expected TARGET=SOURCE[,format=raw|qcow2]"
-                                  "[,backend=B][,mode=internal|external][,file=F])", text, why);
+                                  "[,backend=B][,mode=internal|external][,file=F][,KEY=VALUE "
+                                  "(the backend's options)])", text, why);
   return NULL;
 }
 
@@ -34,7 +35,13 @@ int vmsnap_disk_spec_parse(const char *text, vmsnap_disk_spec *spec, char **bufp
   if (errmsg) *errmsg = NULL;
   *bufp = NULL;
   memset(spec, 0, sizeof *spec);
-  char *buf = xstrdup(text ? text : "");
+  /* The fields are cut in place; the backend options are written again,
+   * escaped, after them in the same buffer. */
+  size_t tlen = strlen(text ? text : "");
+  char *buf = malloc(3 * tlen + 2);
+  if (!buf) return VMSNAP_E_NOMEM;
+  memcpy(buf, text ? text : "", tlen + 1);
+  char *opts = buf + tlen + 1, *ow = opts;
   char *cur = buf, *first = next_field(&cur), *eq = first ? strchr(first, '=') : NULL;
   if (!eq || eq == first || !eq[1]) {
     fail(errmsg, text ? text : "", "it needs TARGET=SOURCE first");
@@ -53,10 +60,25 @@ int vmsnap_disk_spec_parse(const char *text, vmsnap_disk_spec *spec, char **bufp
                       : !strcmp(f, "mode") ? &spec->mode
                       : !strcmp(f, "file") ? &spec->file : NULL;
     if (!slot) {
-      char why[128];
-      snprintf(why, sizeof why, "unknown option '%.60s'", f);
-      fail(errmsg, text, why);
-      goto bad;
+      /* Another key is the backend's: checked once the backend is known. */
+      if (!*f || strspn(f, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(f) ||
+          strlen(f) > 32) {
+        char why[128];
+        snprintf(why, sizeof why, "bad option name '%.60s' (options are [a-z0-9_-]+)", f);
+        fail(errmsg, text, why);
+        goto bad;
+      }
+      if (!*v) { fail(errmsg, text, "an option with an empty value"); goto bad; }
+      if (ow != opts) *ow++ = ',';
+      for (const char *k = f; *k; k++) *ow++ = *k;
+      *ow++ = '=';
+      for (const char *k = v; *k; k++) {
+        if (*k == ',') *ow++ = ',';
+        *ow++ = *k;
+      }
+      *ow = '\0';
+      spec->options = opts;
+      continue;
     }
     if (*slot) { fail(errmsg, text, "an option given twice"); goto bad; }
     *slot = v;

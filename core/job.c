@@ -39,6 +39,20 @@ vmsnap_job *job_new(vmsnap_op *op, size_t index, const plugin *pl, json_t *disk_
     .live = json_is_true(json_object_get(disk_doc, "live")) && op->dom && op->dom->drv->qmp,
     .node_name = jstr(disk_doc, "node_name"),
   };
+  /* The backend's options of the disk, pointing into disk_doc. */
+  json_t *opts = json_object_get(disk_doc, "options");
+  if (json_object_size(opts)) {
+    const char *key;
+    json_t *v;
+    size_t n = 0;
+    job->options = calloc(2 * json_object_size(opts) + 1, sizeof *job->options);
+    json_object_foreach(opts, key, v)
+      if (job->options && json_is_string(v)) {
+        job->options[n++] = key;
+        job->options[n++] = json_string_value(v);
+      }
+    job->disk.options = job->options;
+  }
   /* The domain's disk with this target now, kept alive by the job. */
   size_t i;
   json_t *d;
@@ -71,6 +85,7 @@ void job_free(vmsnap_job *job)
   json_decref(job->qmp_actions);
   json_decref(job->entries);
   free(job->object_name);
+  free(job->options);
   free(job);
 }
 

@@ -18,6 +18,7 @@ struct vmsnap_job {
   json_t *qmp_actions;   /* [{type, data}] from qmp_action */
   json_t *entries;       /* LIST results */
   char *object_name;
+  const char **options;  /* disk.options: "key", "value"… NULL, into disk_doc */
   vs_err err;
   int rc;
 };

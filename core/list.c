@@ -39,7 +39,32 @@ static json_t *foreign_doc(const char *domain, json_t *disk, json_t *entry)
                    "state", "shutoff", "parent", "disks", d, "memory", "foreign", 1);
 }
 
-/* Asks each remembered disk's backend what is on storage. */
+/* What the backend said of a recorded snapshot's object (how full an LVM
+ * snapshot is, that it overflowed…): shown as the disk's "status" in list
+ * and info, never stored. */
+static void attach_status(json_t *snaps, const char *target, json_t *entry)
+{
+  const char *object = jstr(entry, "object");
+  size_t i, k;
+  json_t *d, *disk;
+  json_array_foreach(snaps, i, d) {
+    json_array_foreach(json_object_get(d, "disks"), k, disk) {
+      const char *key;
+      json_t *v;
+      if (!jstr(disk, "target") || strcmp(jstr(disk, "target"), target)) continue;
+      json_object_foreach(json_object_get(disk, "data"), key, v)
+        if (json_is_string(v) && !strcmp(json_string_value(v), object)) {
+          json_object_set_new(disk, "status",
+                              json_pack("{s:O, s:O*}", "used", json_object_get(entry, "size"),
+                                        "note", json_object_get(entry, "note")));
+          break;
+        }
+    }
+  }
+}
+
+/* Asks each remembered disk's backend what is on storage. out NULL: only
+ * the status of recorded snapshots (info). */
 static void add_foreign(vmsnap_op *op, store_domain *sd, json_t *snaps, json_t *out)
 {
   json_t *disks = json_deep_copy(json_object_get(sd->doc, "disks"));
@@ -55,9 +80,12 @@ static void add_foreign(vmsnap_op *op, store_domain *sd, json_t *snaps, json_t *
     if (job && jobs_run(&job, 1, STEP_LIST, NULL, &err) == 0) {
       size_t k;
       json_t *e;
-      json_array_foreach(job->entries, k, e)
-        if (!json_object_get(json_object_get(known, jstr(disk, "target")), jstr(e, "object")))
+      json_array_foreach(job->entries, k, e) {
+        if (json_object_get(json_object_get(known, jstr(disk, "target")), jstr(e, "object")))
+          attach_status(snaps, jstr(disk, "target"), e);
+        else if (out)
           json_array_append_new(out, foreign_doc(sd->name, disk, e));
+      }
     } else if (err.code) {
       op_warn(op, "could not list objects on storage: %s", err.msg);
     }
@@ -82,6 +110,8 @@ static int list_body(vmsnap_op *op)
   if (rc) goto out;
   if (op->kind == OP_LIST && !(op->flags & (VMSNAP_LIST_ROOTS | VMSNAP_LIST_LEAVES)))
     add_foreign(op, sd, snaps, foreign);
+  else if (op->kind == OP_GET)
+    add_foreign(op, sd, snaps, NULL);
   const char *current = jstr(sd->doc, "current");
   index = snapshots_by_uuid(snaps);
   if (op->kind == OP_GET) {

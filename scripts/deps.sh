@@ -7,6 +7,7 @@ packages=(
   build-essential cmake pkg-config
   libjansson-dev uuid-dev libcmocka-dev   # JSON, UUIDs, unit tests
   libbtrfsutil-dev                        # the btrfs backend (subvolume snapshots)
+  libdevmapper-dev lvm2                   # the LVM backend (status in-process, changes through lvm)
   scdoc                                   # the snapctl(1) man page
   qemu-utils btrfs-progs xfsprogs         # real tools the tests and benchmarks use
   qemu-system-x86                         # real QEMU for the QMP and live-snapshot tests

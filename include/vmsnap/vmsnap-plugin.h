@@ -46,6 +46,10 @@ typedef struct vmsnap_disk {
    * For a snapshot's job it may differ from source (the disk as it was
    * then): a live external snapshot moves the active image. */
   const char *active;
+  /* Added after active (check struct_size): the disk's backend options
+   * (snapctl --disk ...,KEY=VALUE) as "key", "value" pairs ending with NULL,
+   * or NULL for none; only keys the plugin lists in disk_options. */
+  const char *const *options;
 } vmsnap_disk;
 
 typedef enum vmsnap_job_kind {
@@ -241,6 +245,11 @@ typedef struct vmsnap_plugin {
    * "return" (or NULL and rc < 0 on failure). */
   int (*live_done)(vmsnap_job *job, const vmsnap_job_info *info, int rc,
                    const char *return_json);
+
+  /* Optional: the per-disk option keys this backend takes ([a-z0-9_-]+),
+   * NULL-terminated; the core refuses any other key given for a disk it
+   * picks this backend for. NULL: none. */
+  const char *const *disk_options;
 } vmsnap_plugin;
 
 #define VMSNAP_PLUGIN_INIT_SYMBOL "vmsnap_plugin_init"

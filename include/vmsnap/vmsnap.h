@@ -186,7 +186,8 @@ const char *vmsnap_op_warning(vmsnap_op *op, size_t i);
 /* ---- snapshots ----------------------------------------------------- */
 
 /* A disk of a snapshot request. Text form (snapctl --disk):
- *   TARGET=SOURCE[,format=raw|qcow2][,backend=B][,mode=internal|external][,file=F] */
+ *   TARGET=SOURCE[,format=raw|qcow2][,backend=B][,mode=internal|external][,file=F]
+ *                [,KEY=VALUE]...   (options of the disk's backend, e.g. size= for lvm) */
 typedef struct vmsnap_disk_spec {
   const char *target;  /* "vda", "xvda"… */
   const char *source;  /* file, block device or subvolume */
@@ -194,6 +195,11 @@ typedef struct vmsnap_disk_spec {
   const char *backend; /* NULL: the best-scoring backend that takes it */
   const char *mode;    /* NULL, "internal" or "external" */
   const char *file;    /* where the backend puts the snapshot, or NULL */
+  /* Added later (a caller says it fills it with disk_spec_size in
+   * vmsnap_create_params): the backend's own options, "KEY=VALUE[,KEY=VALUE]..."
+   * (",," for a comma in a value), or NULL. A key the chosen backend does
+   * not take is refused. Remembered with the domain's disks. */
+  const char *options;
 } vmsnap_disk_spec;
 
 /* Parses the text form into *spec; strings point into *bufp (free with
@@ -219,6 +225,10 @@ typedef struct vmsnap_create_params {
    * (the disks of a domain a hypervisor serves, or the remembered ones);
    * NULL: as remembered, else the backend's default. */
   const char *mode;
+  /* sizeof(vmsnap_disk_spec) as the caller was built (the stride of disks);
+   * 0: this header's. A caller whose struct_size ends before this field was
+   * built before vmsnap_disk_spec.options, and its array is read so. */
+  size_t disk_spec_size;
 } vmsnap_create_params;
 
 int vmsnap_create(vmsnap_ctx *ctx, const vmsnap_create_params *params,

@@ -106,8 +106,16 @@ static void test_disk_spec(void **state)
   assert_string_equal(s.mode, "external");
   assert_string_equal(s.file, "/x");
   assert_null(s.backend);
+  assert_null(s.options);
   free(buf);
-  const char *bad[] = {"", "vda", "=x", "vda=", "vda=/x,format=vmdk", "vda=/x,color=red",
+  /* Other keys are the backend's options, checked once it is known. */
+  assert_int_equal(vmsnap_disk_spec_parse("vdb=/dev/vg/lv,size=20%,backend=lvm,note=a,,b", &s,
+                                          &buf, &msg), 0);
+  assert_string_equal(s.backend, "lvm");
+  assert_string_equal(s.options, "size=20%,note=a,,b");
+  free(buf);
+  const char *bad[] = {"", "vda", "=x", "vda=", "vda=/x,format=vmdk", "vda=/x,Color=red",
+                       "vda=/x,size=", "vda=/x,a b=c",
                        "vda=/x,format=raw,format=raw", "vda=/x,mode=sideways", "vda=/x,junk"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     assert_int_equal(vmsnap_disk_spec_parse(bad[i], &s, &buf, &msg), VMSNAP_E_INVALID);

@@ -385,6 +385,48 @@ static void test_qmp_transaction_merges_disks(void **state)
   free_fixture(f);
 }
 
+/* ---- per-disk backend options, and callers built before them ----------- */
+
+static void test_disk_options(void **state)
+{
+  (void)state;
+  fixture *f = make_fixture(0, plain);
+  vmsnap_op *op;
+  /* A caller built before vmsnap_disk_spec.options: shorter specs, and a
+   * params struct that ends before disk_spec_size. */
+  struct old_spec { const char *target, *source, *format, *backend, *mode, *file; };
+  struct old_spec old[2] = {{"vda", f->disk[0], NULL, NULL, NULL, NULL},
+                            {"vdb", f->disk[1], NULL, NULL, NULL, NULL}};
+  vmsnap_create_params p = {.struct_size = offsetof(vmsnap_create_params, disk_spec_size),
+                            .domain = "old", .name = "s1",
+                            .disks = (const vmsnap_disk_spec *)(void *)old, .ndisks = 2};
+  assert_int_equal(vmsnap_create(f->ctx, &p, NULL, &op), 0);
+  assert_int_equal(vmsnap_snapshot_disk_count(vmsnap_op_snapshot(op, 0)), 2);
+  assert_string_equal(vmsnap_snapshot_disk_source(vmsnap_op_snapshot(op, 0), 1), f->disk[1]);
+  vmsnap_op_unref(op);
+
+  /* An option the backend takes reaches it (and is remembered). */
+  vmsnap_disk_spec spec = {.target = "vda", .source = f->disk[0], .options = "color=red,,blue"};
+  vmsnap_create_params q = {.struct_size = sizeof q, .domain = "new", .name = "s1",
+                            .disks = &spec, .ndisks = 1, .disk_spec_size = sizeof spec};
+  assert_int_equal(vmsnap_create(f->ctx, &q, NULL, &op), 0);
+  assert_non_null(strstr(vmsnap_snapshot_disk_data(vmsnap_op_snapshot(op, 0), 0),
+                         "red,blue"));
+  vmsnap_op_unref(op);
+  vmsnap_create_params again = {.struct_size = sizeof again, .domain = "new", .name = "s2"};
+  assert_int_equal(vmsnap_create(f->ctx, &again, NULL, &op), 0);
+  assert_non_null(strstr(vmsnap_snapshot_disk_data(vmsnap_op_snapshot(op, 0), 0), "red,blue"));
+  vmsnap_op_unref(op);
+
+  /* One it does not take is refused, naming the ones it does. */
+  spec.options = "shade=dark";
+  q.domain = "bad";
+  assert_int_equal(vmsnap_create(f->ctx, &q, NULL, &op), VMSNAP_E_INVALID);
+  assert_non_null(strstr(vmsnap_op_message(op), "takes no option 'shade' (it takes: color=)"));
+  vmsnap_op_unref(op);
+  free_fixture(f);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -398,6 +440,7 @@ int main(void)
     cmocka_unit_test(test_threads_and_contexts),
     cmocka_unit_test(test_delete_reparents),
     cmocka_unit_test(test_qmp_transaction_merges_disks),
+    cmocka_unit_test(test_disk_options),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

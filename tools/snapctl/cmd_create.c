@@ -148,7 +148,8 @@ static int run_create(struct snapctl *app, int argc, char **argv)
     SNAPCTL_GLOBAL_OPTIONS,
     {0},
   };
-  struct create_args c = { .params = { .struct_size = sizeof(c.params) } };
+  struct create_args c = { .params = { .struct_size = sizeof(c.params),
+                                       .disk_spec_size = sizeof(vmsnap_disk_spec) } };
   struct args a;
   char **pos = NULL;
   int opt, code = SNAPCTL_EXIT_OK;

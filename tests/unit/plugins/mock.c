@@ -77,6 +77,9 @@ static int mock_create(vmsnap_job *job, const vmsnap_job_info *i)
     int rc = slow(job, i);
     if (rc) return rc;
   }
+  /* A disk option (mock takes color=) is recorded, to be seen in tests. */
+  for (size_t k = 0; i->disk->options && i->disk->options[k]; k += 2)
+    i->host->set(job, i->disk->options[k], i->disk->options[k + 1]);
   return copy_file(i->disk->source, i->host->get(job, "marker")) == 0
              ? 0 : i->host->error(job, VMSNAP_E_BACKEND, "mock: cannot write marker");
 }
@@ -120,10 +123,13 @@ static int mock_live_done(vmsnap_job *job, const vmsnap_job_info *i, int rc, con
   return i->host->set(job, "live_result", rc ? "failed" : ret);
 }
 
+static const char *const mock_options[] = {"color", NULL};
+
 static const vmsnap_plugin mock = {
   .name = "mock", .version = "1", .description = "unit-test backend",
   .probe = mock_probe, .capabilities = mock_caps, .prepare = mock_prepare,
   .create = mock_create, .remove = mock_remove, .revert = mock_revert,
   .revert_finish = mock_finish, .revert_abort = mock_abort, .live_done = mock_live_done,
+  .disk_options = mock_options,
 };
 VMSNAP_REGISTER_PLUGIN(mock)
