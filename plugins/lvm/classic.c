@@ -32,18 +32,22 @@ int lv_classic_prepare_create(const lv_job *j, const lv_origin *o, const lv_info
   char need[32], have[32], osz[32], text[32];
   (void)r;
   if (lv_snapshot_size(spec, ol->size, ol->extent_size, &size, &why) < 0)
-    return j->host->error(j->job, VMSNAP_E_INVALID, "disk %s: bad size=%s: %s; %s", j->target,
-                          spec ? spec : "", why, nothing);
+    return j->host->error(j->job, VMSNAP_E_INVALID, "bad size=%s: %s; %s", spec ? spec : "", why,
+                          nothing);
   if (ol->vg_free < size) {
     vp_human_size(size, need, sizeof need);
     vp_human_size(ol->vg_free, have, sizeof have);
     vp_human_size(ol->size, osz, sizeof osz);
-    return j->host->error(j->job, VMSNAP_E_NOSPC, "disk %s: the volume group %s has %s free, "
+    return j->host->error(j->job, VMSNAP_E_NOSPC,
+                          "the volume group %s has %s free, "
                           "and a classic snapshot of %s/%s (%s) needs %s (%s); add a physical "
                           "volume (vgextend %s DEVICE), free some extents, or ask for less with "
-                          "size= on the disk; %s", j->target, o->vg, have, o->vg, o->name, osz,
-                          need, spec ? "as size= asks" : "the default: 20% of the origin, at "
-                          "least 64 MiB", o->vg, nothing);
+                          "size= on the disk; %s",
+                          o->vg, have, o->vg, o->name, osz, need,
+                          spec ? "as size= asks"
+                               : "the default: 20% of the origin, at "
+                                 "least 64 MiB",
+                          o->vg, nothing);
   }
   snprintf(text, sizeof text, "%" PRIu64, size);
   int rc = j->host->set(j->job, "kind", "classic");
@@ -75,11 +79,12 @@ static int check_siblings(const lv_job *j, const lv_report *r, const lv_info *sn
   }
   vp_human_size(need, nb, sizeof nb);
   if (n)
-    return j->host->error(j->job, VMSNAP_E_NOSPC, "disk %s: merging %s/%s writes back about %s "
+    return j->host->error(j->job, VMSNAP_E_NOSPC,
+                          "merging %s/%s writes back about %s "
                           "into %s, and the origin's other snapshots take a copy of what it "
                           "overwrites: %s would overflow and become invalid; grow them first "
-                          "(lvextend -L+SIZE VG/LV) or delete them; %s", j->target, snap->vg,
-                          snap->name, nb, snap->origin, list, nothing);
+                          "(lvextend -L+SIZE VG/LV) or delete them; %s",
+                          snap->vg, snap->name, nb, snap->origin, list, nothing);
   if (tight)
     j->host->warn(j->job, "merging %s/%s writes back about %s: some other snapshots of %s have "
                   "less than twice that free and fill up noticeably", snap->vg, snap->name, nb,
@@ -94,25 +99,31 @@ int lv_classic_prepare_revert(const lv_job *j, const lv_report *r, const lv_info
   lvdm_state dm;
   int rc;
   if (lv_is_invalid(snap))
-    return j->host->error(j->job, VMSNAP_E_UNSUPPORTED, "disk %s: the snapshot %s/%s overflowed "
+    return j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
+                          "the snapshot %s/%s overflowed "
                           "(its COW space filled up) and LVM marked it invalid: its data is "
                           "lost and it cannot be reverted to; delete it (a larger size= keeps "
-                          "the next one valid); %s", j->target, snap->vg, snap->name, nothing);
+                          "the next one valid); %s",
+                          snap->vg, snap->name, nothing);
   if (snap->attr[0] == 'S' || (origin && lv_is_merging(origin)))
-    return j->host->error(j->job, VMSNAP_E_BUSY, "disk %s: a merge into %s/%s is already "
+    return j->host->error(j->job, VMSNAP_E_BUSY,
+                          "a merge into %s/%s is already "
                           "pending (it runs on the origin's next activation: lvchange -an "
-                          "then -ay once nothing has it open); wait for it; %s", j->target,
+                          "then -ay once nothing has it open); wait for it; %s",
                           snap->vg, snap->origin, nothing);
   if (!origin || lv_dm_name(snap->vg, snap->origin, NULL, dmname, sizeof dmname) < 0)
-    return j->host->error(j->job, VMSNAP_E_NOT_FOUND, "disk %s: the snapshot's origin %s/%s "
-                          "is gone; %s", j->target, snap->vg, snap->origin, nothing);
+    return j->host->error(j->job, VMSNAP_E_NOT_FOUND,
+                          "the snapshot's origin %s/%s "
+                          "is gone; %s",
+                          snap->vg, snap->origin, nothing);
   if (lvdm_read(dmname, 0, 0, 0, &dm) == 0 && dm.exists && dm.open_count > 0 &&
       !(j->info->flags & VMSNAP_JOB_FORCE))
-    return j->host->error(j->job, VMSNAP_E_BUSY, "disk %s: %s/%s is open (open count %d: "
+    return j->host->error(j->job, VMSNAP_E_BUSY,
+                          "%s/%s is open (open count %d: "
                           "mounted, or used by a process or a VM), so LVM would only merge on "
                           "its next activation; close it, or add --force to schedule the "
-                          "merge for then; %s", j->target, snap->vg, snap->origin,
-                          dm.open_count, nothing);
+                          "merge for then; %s",
+                          snap->vg, snap->origin, dm.open_count, nothing);
   if ((rc = check_siblings(j, r, snap)) < 0) return rc;
   return j->host->set(j->job, "revert-merge-uuid", snap->uuid);
 }
@@ -207,8 +218,9 @@ int lv_classic_revert_finish(const lv_job *j)
 
   if ((rc = lv_recorded(j, vg, sizeof vg, name, sizeof name)) < 0) return rc;
   if (!merge_uuid || !origin || lv_dm_name(vg, origin, NULL, w.dmname, sizeof w.dmname) < 0)
-    return j->host->error(j->job, VMSNAP_E_INVALID, "disk %s: the revert's prepare recorded "
-                          "nothing to merge; run snapctl recover", j->target);
+    return j->host->error(j->job, VMSNAP_E_INVALID,
+                          "the revert's prepare recorded "
+                          "nothing to merge; run snapctl recover");
   if ((rc = lv_list_vg(j, vg, &r)) < 0) return rc;
   const lv_info *snap = lv_find_uuid(&r, merge_uuid);
   char state = snap ? snap->attr[0] : '\0';

@@ -18,9 +18,10 @@ static int find_origin(const lv_job *j, const lv_origin *o, const lv_report *r,
   char u[64];
   if (ol) lv_uuid_strip(ol->uuid, u, sizeof u);
   if (!ol || strcmp(u, o->dm_uuid + 36) != 0)
-    return j->host->error(j->job, VMSNAP_E_NOT_FOUND, "disk %s: LVM reports no LV %s/%s with "
+    return j->host->error(j->job, VMSNAP_E_NOT_FOUND,
+                          "LVM reports no LV %s/%s with "
                           "the device's uuid; was it renamed or removed meanwhile? %s",
-                          j->target, o->vg, o->name, nothing);
+                          o->vg, o->name, nothing);
   *out = ol;
   return 0;
 }
@@ -29,28 +30,33 @@ static int check_origin_kind(const lv_job *j, const lv_origin *o, const lv_info 
 {
   char t = ol->attr[0];
   if (lv_is_classic_snapshot(ol))
-    return j->host->error(j->job, VMSNAP_E_UNSUPPORTED, "disk %s: %s/%s is itself a classic "
+    return j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
+                          "%s/%s is itself a classic "
                           "snapshot, and LVM cannot snapshot a classic snapshot; %s",
-                          j->target, o->vg, o->name, nothing);
+                          o->vg, o->name, nothing);
   if (lv_is_merging(ol))
-    return j->host->error(j->job, VMSNAP_E_BUSY, "disk %s: a snapshot merge into %s/%s is "
+    return j->host->error(j->job, VMSNAP_E_BUSY,
+                          "a snapshot merge into %s/%s is "
                           "pending or running (it finishes on the LV's next activation: "
                           "lvchange -an then -ay, once nothing has it open); LVM refuses new "
-                          "snapshots meanwhile; %s", j->target, o->vg, o->name, nothing);
+                          "snapshots meanwhile; %s",
+                          o->vg, o->name, nothing);
   if (lv_is_thin(ol) || t == '-' || t == 'o' || t == 'r' || t == 'm' || t == 'C') return 0;
-  return j->host->error(j->job, VMSNAP_E_UNSUPPORTED, "disk %s: %s/%s is an LV of type '%c' "
-                        "(%s), which the lvm backend does not snapshot; %s", j->target, o->vg,
-                        o->name, t, ol->segtype, nothing);
+  return j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
+                        "%s/%s is an LV of type '%c' "
+                        "(%s), which the lvm backend does not snapshot; %s",
+                        o->vg, o->name, t, ol->segtype, nothing);
 }
 
 static int prepare_thin(const lv_job *j, const lv_report *r, const lv_info *ol)
 {
   const lv_info *pool = lv_find_name(r, ol->pool);
   if (pool && pool->data_percent >= 100.0)
-    return j->host->error(j->job, VMSNAP_E_NOSPC, "disk %s: the thin pool %s/%s is full "
+    return j->host->error(j->job, VMSNAP_E_NOSPC,
+                          "the thin pool %s/%s is full "
                           "(data 100%%): a snapshot could not take a single write; extend it "
-                          "(lvextend -L+SIZE %s/%s); %s", j->target, pool->vg, pool->name,
-                          pool->vg, pool->name, nothing);
+                          "(lvextend -L+SIZE %s/%s); %s",
+                          pool->vg, pool->name, pool->vg, pool->name, nothing);
   if (pool && pool->data_percent >= 80.0)
     j->host->warn(j->job, "the thin pool %s/%s is %.1f%% full; snapshots keep old data in it: "
                   "extend it before it fills (a full pool stops every thin LV in it)",
@@ -62,13 +68,15 @@ int lv_prepare_create(const lv_job *j)
 {
   lv_origin o;
   lv_report r = {0};
-  const lv_info *ol;
+  const lv_info *ol = NULL;
   char name[LV_NAME_MAX + 1], full[300], tag[96];
   int rc;
 
   if (j->info->disk->live)
-    return j->host->error(j->job, VMSNAP_E_UNSUPPORTED, "disk %s: a running QEMU serves it; the "
-                          "lvm backend snapshots offline disks only; %s", j->target, nothing);
+    return j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
+                          "a running QEMU serves it; the "
+                          "lvm backend snapshots offline disks only; %s",
+                          nothing);
   if ((rc = lv_snapshot_tag(j, tag, sizeof tag)) < 0 || (rc = lv_resolve_disk(j, &o)) < 0)
     return rc;
   if ((rc = lv_list_vg(j, o.vg, &r)) < 0) return rc;
@@ -77,15 +85,18 @@ int lv_prepare_create(const lv_job *j)
   if (!j->info->object_name ||
       lv_snapshot_name(o.vg, o.name, j->info->object_name, name, sizeof name) < 0 ||
       !lv_name_valid(name, NULL)) {
-    rc = j->host->error(j->job, VMSNAP_E_INVALID, "disk %s: no LV name fits LVM's limits for "
-                        "a snapshot of %s/%s (the names are too long); %s", j->target, o.vg,
-                        o.name, nothing);
+    rc = j->host->error(j->job, VMSNAP_E_INVALID,
+                        "no LV name fits LVM's limits for "
+                        "a snapshot of %s/%s (the names are too long); %s",
+                        o.vg, o.name, nothing);
     goto out;
   }
   if (lv_find_name(&r, name)) {
-    rc = j->host->error(j->job, VMSNAP_E_EXISTS, "disk %s: an LV %s/%s already exists, and "
+    rc = j->host->error(j->job, VMSNAP_E_EXISTS,
+                        "an LV %s/%s already exists, and "
                         "vmsnap never reuses an object it did not make; rename or remove it, "
-                        "or choose another snapshot name; %s", j->target, o.vg, name, nothing);
+                        "or choose another snapshot name; %s",
+                        o.vg, name, nothing);
     goto out;
   }
   snprintf(full, sizeof full, "%s/%s", o.vg, name);
@@ -119,8 +130,9 @@ int lv_create(vmsnap_job *job, const vmsnap_job_info *info)
 
   if ((rc = lv_recorded(&j, vg, sizeof vg, name, sizeof name)) < 0) return rc;
   if (!origin || !kind || !lv_name_valid(origin, NULL) || (strcmp(kind, "thin") && !size))
-    return info->host->error(job, VMSNAP_E_INVALID, "disk %s: prepare recorded no origin; "
-                             "prepare must run before create", j.target);
+    return info->host->error(job, VMSNAP_E_INVALID,
+                             "prepare recorded no origin; "
+                             "prepare must run before create");
   if ((rc = lv_snapshot_tag(&j, tag, sizeof tag)) < 0) return rc;
   snprintf(from, sizeof from, "%s/%s", vg, origin);
   snprintf(sz, sizeof sz, "%sb", size ? size : "0");
@@ -200,9 +212,11 @@ int lv_prepare_delete(const lv_job *j)
       lv_dm_name(vg, name, NULL, dmname, sizeof dmname) < 0)
     return 0; /* remove says what is wrong, or finds nothing */
   if (lvdm_read(dmname, 0, 0, 0, &dm) == 0 && dm.exists && dm.open_count > 0)
-    return j->host->error(j->job, VMSNAP_E_BUSY, "disk %s: the snapshot LV %s/%s is open "
+    return j->host->error(j->job, VMSNAP_E_BUSY,
+                          "the snapshot LV %s/%s is open "
                           "(open count %d: mounted, or used by a process or a VM); close it "
-                          "first; %s", j->target, vg, name, dm.open_count, nothing);
+                          "first; %s",
+                          vg, name, dm.open_count, nothing);
   return 0;
 }
 
@@ -214,25 +228,30 @@ int lv_prepare_revert(const lv_job *j)
   int rc;
 
   if (j->info->disk->live)
-    return j->host->error(j->job, VMSNAP_E_UNSUPPORTED, "disk %s: a running QEMU serves it; "
-                          "shut the guest down first; %s", j->target, nothing);
+    return j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
+                          "a running QEMU serves it; "
+                          "shut the guest down first; %s",
+                          nothing);
   if ((rc = lv_recorded(j, vg, sizeof vg, name, sizeof name)) < 0 ||
       (rc = lv_resolve_disk(j, &o)) < 0)
     return rc;
   if (strcmp(o.vg, vg) != 0)
-    return j->host->error(j->job, VMSNAP_E_INVALID, "disk %s: the disk is %s/%s now, but the "
-                          "snapshot is in volume group %s; %s", j->target, o.vg, o.name, vg,
-                          nothing);
+    return j->host->error(j->job, VMSNAP_E_INVALID,
+                          "the disk is %s/%s now, but the "
+                          "snapshot is in volume group %s; %s",
+                          o.vg, o.name, vg, nothing);
   if ((rc = lv_list_vg(j, vg, &r)) < 0) return rc;
   const lv_info *lv = find_snapshot(j, &r, name);
   const char *merge = j->host->get(j->job, "merge");
   if (!lv || !lv_is_ours(j, lv)) {
-    rc = j->host->error(j->job, VMSNAP_E_NOT_FOUND, "disk %s: the snapshot LV %s/%s is %s; "
-                        "this snapshot cannot be reverted to (delete it); %s", j->target, vg,
-                        name, !lv ? (merge ? "used up: an earlier revert merged it"
-                                           : "gone (removed outside vmsnap?)")
-                                  : "another LV now (no vmsnap tag for this snapshot)",
-                        nothing);
+    rc = j->host->error(
+        j->job, VMSNAP_E_NOT_FOUND,
+        "the snapshot LV %s/%s is %s; "
+        "this snapshot cannot be reverted to (delete it); %s",
+        vg, name,
+        !lv ? (merge ? "used up: an earlier revert merged it" : "gone (removed outside vmsnap?)")
+            : "another LV now (no vmsnap tag for this snapshot)",
+        nothing);
   } else {
     const char *kind = j->host->get(j->job, "kind");
     rc = kind && !strcmp(kind, "thin") ? lv_thin_prepare_revert(j, &o, &r, lv)

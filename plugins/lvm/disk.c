@@ -25,24 +25,30 @@ int lv_resolve_disk(const lv_job *j, lv_origin *o)
   memset(o, 0, sizeof *o);
   if (!path || stat(path, &st) < 0)
     return j->host->error(j->job, errno == ENOENT ? VMSNAP_E_NOT_FOUND : VMSNAP_E_BACKEND,
-                          "disk %s: cannot access %s: %s; is the logical volume active "
-                          "(lvchange -ay VG/LV)?", j->target, path ? path : "(none)",
-                          strerror(errno));
+                          "cannot access %s: %s; is the logical volume active "
+                          "(lvchange -ay VG/LV)?",
+                          path ? path : "(none)", strerror(errno));
   if (!S_ISBLK(st.st_mode) || !lvdm_is_dm_major(major(st.st_rdev)))
-    return j->host->error(j->job, VMSNAP_E_UNSUPPORTED, "disk %s: %s is not a device-mapper "
+    return j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
+                          "%s is not a device-mapper "
                           "block device, so not a logical volume; use another backend",
-                          j->target, path);
+                          path);
   if (lvdm_read(NULL, major(st.st_rdev), minor(st.st_rdev), 0, &dm) < 0 || !dm.exists)
-    return j->host->error(j->job, VMSNAP_E_BACKEND, "disk %s: device-mapper does not answer "
+    return j->host->error(j->job, VMSNAP_E_BACKEND,
+                          "device-mapper does not answer "
                           "for %s (%u:%u); is dm-mod loaded and /dev/mapper/control there?",
-                          j->target, path, major(st.st_rdev), minor(st.st_rdev));
+                          path, major(st.st_rdev), minor(st.st_rdev));
   if (strncmp(dm.uuid, "LVM-", 4) != 0 || strlen(dm.uuid) != 68)
-    return j->host->error(j->job, VMSNAP_E_UNSUPPORTED, "disk %s: %s (device-mapper %s) is "
-                          "not a logical volume of LVM%s", j->target, path, dm.name,
+    return j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
+                          "%s (device-mapper %s) is "
+                          "not a logical volume of LVM%s",
+                          path, dm.name,
                           strncmp(dm.uuid, "LVM-", 4) == 0 ? " but an internal layer of one" : "");
   if (lv_dm_split(dm.name, o->vg, sizeof o->vg, o->name, sizeof o->name) < 0)
-    return j->host->error(j->job, VMSNAP_E_UNSUPPORTED, "disk %s: cannot tell the volume group "
-                          "and LV from the device-mapper name %s", j->target, dm.name);
+    return j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
+                          "cannot tell the volume group "
+                          "and LV from the device-mapper name %s",
+                          dm.name);
   snprintf(o->dm_uuid, sizeof o->dm_uuid, "%s", dm.uuid);
   o->major = major(st.st_rdev);
   o->minor = minor(st.st_rdev);
@@ -53,8 +59,9 @@ int lv_snapshot_tag(const lv_job *j, char *buf, size_t len)
 {
   const char *u = j->info->snapshot_uuid;
   if (!u || !*u || strlen(u) > 64 || strspn(u, "0123456789abcdefABCDEF-") != strlen(u))
-    return j->host->error(j->job, VMSNAP_E_INVALID, "disk %s: the job has no usable snapshot "
-                          "uuid (a bug in the caller of the lvm plugin)", j->target);
+    return j->host->error(j->job, VMSNAP_E_INVALID,
+                          "the job has no usable snapshot "
+                          "uuid (a bug in the caller of the lvm plugin)");
   snprintf(buf, len, LV_TAG "-%s", u);
   return 0;
 }
@@ -75,13 +82,17 @@ int lv_recorded(const lv_job *j, char *vg, size_t vglen, char *name, size_t nlen
   const char *slash = full ? strchr(full, '/') : NULL;
   if (!slash || (size_t)(slash - full) >= vglen || strlen(slash + 1) >= nlen ||
       !lv_name_valid(slash + 1, NULL))
-    return j->host->error(j->job, VMSNAP_E_INVALID, "disk %s: the snapshot records no usable "
-                          "logical volume (\"lv\" is %s)", j->target, full ? full : "missing");
+    return j->host->error(j->job, VMSNAP_E_INVALID,
+                          "the snapshot records no usable "
+                          "logical volume (\"lv\" is %s)",
+                          full ? full : "missing");
   snprintf(vg, vglen, "%.*s", (int)(slash - full), full);
   snprintf(name, nlen, "%s", slash + 1);
   if (!lv_name_valid(vg, NULL))
-    return j->host->error(j->job, VMSNAP_E_INVALID, "disk %s: the recorded volume group name "
-                          "%s is not valid", j->target, vg);
+    return j->host->error(j->job, VMSNAP_E_INVALID,
+                          "the recorded volume group name "
+                          "%s is not valid",
+                          vg);
   return 0;
 }
 

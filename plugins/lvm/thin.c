@@ -44,27 +44,32 @@ int lv_thin_prepare_revert(const lv_job *j, const lv_origin *o, const lv_report 
   lvdm_state dm;
   int rc;
   if (!lv_is_thin(snap) || !ol || !lv_is_thin(ol))
-    return j->host->error(j->job, VMSNAP_E_UNSUPPORTED, "disk %s: %s/%s or %s/%s is not a thin "
-                          "LV any more; %s", j->target, snap->vg, snap->name, o->vg, o->name,
-                          nothing);
+    return j->host->error(j->job, VMSNAP_E_UNSUPPORTED,
+                          "%s/%s or %s/%s is not a thin "
+                          "LV any more; %s",
+                          snap->vg, snap->name, o->vg, o->name, nothing);
   if (lvdm_read(NULL, o->major, o->minor, 0, &dm) == 0 && dm.exists && dm.open_count > 0)
-    return j->host->error(j->job, VMSNAP_E_BUSY, "disk %s: %s/%s is open (open count %d: "
+    return j->host->error(j->job, VMSNAP_E_BUSY,
+                          "%s/%s is open (open count %d: "
                           "mounted, or used by a process or a VM); a thin revert renames "
                           "another LV into its place, and its user would go on writing to "
-                          "the old one (this cannot be forced); close it first; %s", j->target,
+                          "the old one (this cannot be forced); close it first; %s",
                           o->vg, o->name, dm.open_count, nothing);
   if ((rc = revert_tag(j, tag, sizeof tag)) < 0) return rc;
   if (lv_helper_name(o->vg, o->name, "rv", j->info->snapshot_uuid, staged, sizeof staged) < 0 ||
       lv_helper_name(o->vg, o->name, "old", j->info->snapshot_uuid, old, sizeof old) < 0)
-    return j->host->error(j->job, VMSNAP_E_INVALID, "disk %s: the LV name %s is too long to "
-                          "derive the revert's helper names; %s", j->target, o->name, nothing);
+    return j->host->error(j->job, VMSNAP_E_INVALID,
+                          "the LV name %s is too long to "
+                          "derive the revert's helper names; %s",
+                          o->name, nothing);
   const lv_info *s = lv_find_name(r, staged);
   if (s && lv_has_tag(s, tag) && (rc = j->host->set(j->job, "revert-leftover", "yes")) < 0)
     return rc;
   if ((s && !lv_has_tag(s, tag)) || lv_find_name(r, old))
-    return j->host->error(j->job, VMSNAP_E_EXISTS, "disk %s: an LV %s/%s exists that vmsnap did "
-                          "not make for this revert; rename or remove it; %s", j->target, o->vg,
-                          s ? staged : old, nothing);
+    return j->host->error(j->job, VMSNAP_E_EXISTS,
+                          "an LV %s/%s exists that vmsnap did "
+                          "not make for this revert; rename or remove it; %s",
+                          o->vg, s ? staged : old, nothing);
   snprintf(full, sizeof full, "%s/%s", o->vg, staged);
   if ((rc = j->host->set(j->job, "revert-staged", full)) < 0 ||
       (rc = j->host->set(j->job, "revert-old", old)) < 0 ||
@@ -81,8 +86,9 @@ static int staged_name(const lv_job *j, char *vg, size_t vglen, char *name, size
   const char *slash = full ? strchr(full, '/') : NULL;
   if (!slash || (size_t)(slash - full) >= vglen || strlen(slash + 1) >= nlen ||
       !lv_name_valid(slash + 1, NULL))
-    return j->host->error(j->job, VMSNAP_E_INVALID, "disk %s: no staging LV was recorded; "
-                          "prepare must run before revert", j->target);
+    return j->host->error(j->job, VMSNAP_E_INVALID,
+                          "no staging LV was recorded; "
+                          "prepare must run before revert");
   snprintf(vg, vglen, "%.*s", (int)(slash - full), full);
   snprintf(name, nlen, "%s", slash + 1);
   return 0;
@@ -189,8 +195,9 @@ int lv_thin_revert_finish(const lv_job *j)
       (rc = revert_tag(j, tag, sizeof tag)) < 0)
     return rc;
   if (!old || !on || !ou || !lv_name_valid(old, NULL) || !lv_name_valid(on, NULL))
-    return j->host->error(j->job, VMSNAP_E_INVALID, "disk %s: the revert's staging was not "
-                          "recorded; run snapctl recover", j->target);
+    return j->host->error(j->job, VMSNAP_E_INVALID,
+                          "the revert's staging was not "
+                          "recorded; run snapctl recover");
   if ((rc = lv_list_vg(j, vg, &r)) < 0) return rc;
   /* The staged LV: by its staging tag, or (once settled, a restarted
    * finish) the LV now at the origin's name that is not the old origin. */
@@ -206,9 +213,10 @@ int lv_thin_revert_finish(const lv_job *j)
   int at_origin = lv_find_name(&r, on) != NULL;
   lv_report_free(&r);
   if (!ls)
-    return j->host->error(j->job, VMSNAP_E_BACKEND, "disk %s: the staged LV (tag %s) is gone "
+    return j->host->error(j->job, VMSNAP_E_BACKEND,
+                          "the staged LV (tag %s) is gone "
                           "from %s; the disk %s/%s %s; check with lvs and restore by hand",
-                          j->target, tag, vg, vg, on, at_origin ? "still exists" : "is missing");
+                          tag, vg, vg, on, at_origin ? "still exists" : "is missing");
   if (old_at_origin && (rc = rename_lv(j, vg, on, old)) < 0) return rc;
   if (staged_waiting && (rc = rename_lv(j, vg, staged, on)) < 0) return rc;
   if ((rc = settle_new(j, vg, on)) < 0) return rc;
