@@ -64,6 +64,32 @@ done
 lib=$(ldd "$snapctl" | awk '/libvmsnap\.so/ {print $3}')
 case $lib in "$prefix"/*) ;; *) fail "installed snapctl uses libvmsnap from '${lib:-nowhere}', not $prefix" ;; esac
 
+# ---- no library is looked up in the current directory ------------------------
+# An empty RUNPATH entry means "the current directory" to the dynamic loader:
+# whoever controls the directory snapctl runs in could make it load any code.
+# Only snapctl carries a RUNPATH ($ORIGIN-relative); libvmsnap and plugins none.
+for f in "$snapctl" "$BUILD_DIR/bin/snapctl" "$prefix"/lib*/libvmsnap.so.1 "$plugindir"/*.so \
+         "$BUILD_DIR"/lib*/libvmsnap.so.1 "$BUILD_DIR"/lib*/vmsnap/plugins/*.so; do
+  [ -e "$f" ] || fail "no such file to check: $f"
+  rp=$(readelf -d "$f" | sed -n 's/.*(R\(UN\)\{0,1\}PATH).*\[\(.*\)\]$/\2/p')
+  # shellcheck disable=SC2016 # a literal $ORIGIN
+  case $f in
+    */snapctl) case $rp in '$ORIGIN/../lib' | '$ORIGIN/../lib/'*[!:]) ;;
+      *) fail "$f: RUNPATH '$rp', expected only \$ORIGIN/../<libdir>" ;; esac ;;
+    *) [ -z "$rp" ] || fail "$f: RUNPATH '$rp'; libraries and plugins need none" ;;
+  esac
+done
+# And by behaviour: garbage libraries in the working directory change nothing.
+mkdir "$tmp/cwd"
+for l in libjansson.so.4 libvmsnap.so.1 libbtrfsutil.so.1 libdevmapper.so.1.02.1 libuuid.so.1; do
+  echo garbage >"$tmp/cwd/$l"
+done
+for s in "$snapctl" "$BUILD_DIR/bin/snapctl"; do
+  (cd "$tmp/cwd" && "$s" plugins >"$tmp/cwd.out" 2>&1) ||
+    { cat "$tmp/cwd.out"; fail "$s run in a directory of garbage libraries fails: it looks there"; }
+done
+echo "ok: no binary looks for libraries in the current directory"
+
 # So that "example" can only come from our build, drop the installed copy.
 rm -f "$plugindir/example.so"
 
