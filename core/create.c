@@ -63,14 +63,14 @@ static int resolve_disks(create_state *c)
                      "drop --disk", c->dom->key);
     }
     c->disks = served;
-    return disks_resolve(c->op->ctx, c->disks, c->err);
+    return disks_resolve(c->op->ctx, c->disks, json_object_get(c->sd->doc, "disks"), c->err);
   }
   if (json_array_size(given)) {
     c->disks = json_incref(given); /* resolved before the store was opened */
     return 0;
   }
   c->disks = json_deep_copy(json_object_get(c->sd->doc, "disks"));
-  return disks_resolve(c->op->ctx, c->disks, c->err);
+  return disks_resolve(c->op->ctx, c->disks, NULL, c->err);
 }
 
 static int check_request(create_state *c)
@@ -262,7 +262,11 @@ static int create_body(vmsnap_op *op)
   if (!rc && op->name) rc = name_validate(op->name, "snapshot name", c.err);
   json_t *given = json_object_get(op->create_args, "disks");
   /* Disks named now are checked before anything is written anywhere. */
-  if (!rc && json_array_size(given)) rc = disks_resolve(op->ctx, given, c.err);
+  if (!rc && json_array_size(given)) {
+    json_t *remembered = store_peek_disks(op->ctx, c.dom->key);
+    rc = disks_resolve(op->ctx, given, remembered, c.err);
+    json_decref(remembered);
+  }
   if (!rc) rc = store_open(op->ctx, c.dom->key, STORE_CREATE, &c.sd, c.err);
   op->store = c.sd;
   if (!rc) rc = store_check_no_journal(c.sd, c.err);

@@ -102,7 +102,33 @@ static int check_options(json_t *doc, const plugin *p, vs_err *err)
   return 0;
 }
 
-const plugin *disks_backend(vmsnap_ctx *ctx, json_t *doc, vs_err *err)
+/* The backend that took this disk for the domain's earlier snapshots: the
+ * remembered disk with the same target, source and format. */
+static const char *recorded_backend(json_t *doc, json_t *remembered)
+{
+  size_t i;
+  json_t *r;
+  json_array_foreach(remembered, i, r) {
+    const char *t = jstr(r, "target"), *s = jstr(r, "source"), *f = jstr(r, "format");
+    if (t && s && f && !strcmp(t, jstr(doc, "target")) && !strcmp(s, jstr(doc, "source")) &&
+        jstr(doc, "format") && !strcmp(f, jstr(doc, "format")))
+      return jstr(r, "backend");
+  }
+  return NULL;
+}
+
+/* Keeps a disk with the backend that holds its snapshots while that one
+ * still takes it: no switch to another (say a plugin installed since), and
+ * no loading of every plugin to compare them on each command. */
+static const plugin *keep_recorded(vmsnap_ctx *ctx, const vmsnap_disk *d, const char *name)
+{
+  const plugin *p = name ? loader_find(ctx, name) : NULL;
+  if (!p || !p->available) return NULL;
+  if (d->live && !(p->ops.capabilities(d) & VMSNAP_CAP_LIVE_QMP)) return NULL;
+  return p->ops.probe(d) > 0 ? p : NULL;
+}
+
+const plugin *disks_backend(vmsnap_ctx *ctx, json_t *doc, json_t *remembered, vs_err *err)
 {
   const char *want = jstr(doc, "backend");
   vmsnap_disk d = {
@@ -112,11 +138,12 @@ const plugin *disks_backend(vmsnap_ctx *ctx, json_t *doc, vs_err *err)
     .live = json_is_true(json_object_get(doc, "live")),
     .node_name = jstr(doc, "node_name"),
   };
-  const plugin *best = NULL, *named = want ? loader_find(ctx, want) : NULL;
+  const plugin *best = want ? NULL : keep_recorded(ctx, &d, recorded_backend(doc, remembered));
+  const plugin *named = want ? loader_find(ctx, want) : NULL;
   int best_score = 0;
   /* A named backend is loaded alone; a choice compares every backend. */
-  if (!want) loader_load_all(ctx);
-  size_t n = want ? (named != NULL) : ctx->nplugins;
+  if (!want && !best) loader_load_all(ctx);
+  size_t n = best ? 0 : want ? (named != NULL) : ctx->nplugins;
   for (size_t i = 0; i < n; i++) {
     const plugin *p = want ? named : ctx->plugins[i];
     if (!p->available) {
@@ -178,7 +205,7 @@ static int check_unique(json_t *docs, vs_err *err)
   return 0;
 }
 
-int disks_resolve(vmsnap_ctx *ctx, json_t *docs, vs_err *err)
+int disks_resolve(vmsnap_ctx *ctx, json_t *docs, json_t *remembered, vs_err *err)
 {
   size_t i;
   json_t *doc;
@@ -196,7 +223,7 @@ int disks_resolve(vmsnap_ctx *ctx, json_t *docs, vs_err *err)
   int rc = check_unique(docs, err);
   if (rc) return rc;
   json_array_foreach(docs, i, doc)
-    if (!disks_backend(ctx, doc, err)) return err->code;
+    if (!disks_backend(ctx, doc, remembered, err)) return err->code;
   return 0;
 }
 
@@ -215,7 +242,7 @@ int disks_from_specs(vmsnap_ctx *ctx, const vmsnap_disk_spec *specs, size_t n, j
       if (vals[k]) json_object_set_new(d, keys[k], json_string(vals[k]));
     json_array_append_new(*docs, d);
   }
-  int rc = disks_resolve(ctx, *docs, err);
+  int rc = disks_resolve(ctx, *docs, NULL, err);
   if (rc) { json_decref(*docs); *docs = NULL; }
   return rc;
 }

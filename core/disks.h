@@ -9,10 +9,14 @@
  * declared (raw by default), never probed. Picks each disk's backend. */
 int disks_from_specs(vmsnap_ctx *ctx, const vmsnap_disk_spec *specs, size_t n,
                      json_t **docs, vs_err *err);
-/* Re-checks remembered disk documents (still there, same kind) and picks
- * their backends again. */
-int disks_resolve(vmsnap_ctx *ctx, json_t *docs, vs_err *err);
-const plugin *disks_backend(vmsnap_ctx *ctx, json_t *disk_doc, vs_err *err);
+/* Re-checks disk documents (still there, same kind) and picks their
+ * backends: the one a document names; else the one the domain's
+ * remembered disk of the same target, source and format has, while it
+ * still takes the disk; else the best of every backend. remembered may be
+ * NULL. */
+int disks_resolve(vmsnap_ctx *ctx, json_t *docs, json_t *remembered, vs_err *err);
+const plugin *disks_backend(vmsnap_ctx *ctx, json_t *disk_doc, json_t *remembered,
+                            vs_err *err);
 
 /* BUSY naming the holder when a process has the disk open or locked
  * (QEMU's image locks are OFD locks; open files are found in /proc). */

@@ -97,6 +97,22 @@ fail:
   return rc;
 }
 
+json_t *store_peek_disks(vmsnap_ctx *ctx, const char *domain)
+{
+  vs_err ignore = {0};
+  json_t *doc = NULL, *disks = NULL;
+  if (name_validate(domain, "domain name", &ignore)) return NULL;
+  char *dir = xasprintf("%s/domains/%s", ctx->state_dir, domain);
+  int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  free(dir);
+  if (dirfd < 0) return NULL;
+  if (fs_read_json(dirfd, "domain.json", &doc, &ignore) == 0)
+    disks = json_incref(json_object_get(doc, "disks"));
+  json_decref(doc);
+  close(dirfd);
+  return disks;
+}
+
 void store_close(store_domain *d)
 {
   if (!d) return;

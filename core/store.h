@@ -66,6 +66,10 @@ enum { STORE_READ = 0, STORE_WRITE = 1, STORE_CREATE = 2 };
 int store_open(vmsnap_ctx *ctx, const char *domain, int mode,
                store_domain **out, vs_err *err);
 void store_close(store_domain *d);
+/* The disks domain.json remembers, read without the lock (its writes are
+ * atomic): a hint for choosing backends before the domain is opened. NULL
+ * when there are none. */
+json_t *store_peek_disks(vmsnap_ctx *ctx, const char *domain);
 int store_write_domain(store_domain *d, vs_err *err);
 
 /* Between these, store_write_snapshot and store_write_domain only write

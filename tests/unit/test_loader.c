@@ -159,13 +159,56 @@ static void test_lazy_bad_plugin_needed(void **state)
   vmsnap_ctx *ctx = tu_ctx_path(dir, plugins, 0);
   json_t *docs = json_pack("[{s:s, s:s, s:s}]", "target", "vda", "source", disk, "backend", "mock");
   vs_err err = {0};
-  assert_int_equal(disks_resolve(ctx, docs, &err), VMSNAP_E_NOT_FOUND);
+  assert_int_equal(disks_resolve(ctx, docs, NULL, &err), VMSNAP_E_NOT_FOUND);
   assert_non_null(strstr(err.msg, "backend 'mock' cannot be loaded"));
   assert_non_null(strstr(err.msg, "built for plugin ABI 999"));
   assert_non_null(strstr(loader_failure(ctx, "mock"), "built for plugin ABI 999"));
   assert_non_null(loader_find(ctx, "old_abi1"));
   json_decref(docs);
   vmsnap_ctx_free(ctx);
+  tu_rmtree(dir);
+  free(dir);
+}
+
+static const char *backend_of(vmsnap_ctx *ctx, const char *disk, json_t *remembered)
+{
+  static char name[64];
+  json_t *docs = json_pack("[{s:s, s:s, s:s}]", "target", "vda", "source", disk, "format", "raw");
+  vs_err err = {0};
+  assert_int_equal(disks_resolve(ctx, docs, remembered, &err), 0);
+  snprintf(name, sizeof name, "%s", jstr(json_array_get(docs, 0), "backend"));
+  json_decref(docs);
+  return name;
+}
+
+/* A disk stays with the backend its domain remembers for it while that one
+ * still takes it, and only that plugin is loaded; otherwise the best bid. */
+static void test_recorded_backend_kept(void **state)
+{
+  (void)state;
+  char *dir = tu_tempdir();
+  char disk[4200], other[4200];
+  snprintf(disk, sizeof disk, "%s/rival.mock", dir);
+  snprintf(other, sizeof other, "%s/other-rival.mock", dir);
+  tu_write_file(disk, 'x', 4096);
+  tu_write_file(other, 'x', 4096);
+  json_t *mine = json_pack("[{s:s, s:s, s:s, s:s}]", "target", "vda", "source", disk, "format",
+                           "raw", "backend", "mock");
+  json_t *gone = json_pack("[{s:s, s:s, s:s, s:s}]", "target", "vda", "source", disk, "format",
+                           "raw", "backend", "old_abi1"); /* takes no disk */
+
+  vmsnap_ctx *ctx = tu_ctx(dir, 0);
+  assert_string_equal(backend_of(ctx, disk, mine), "mock");
+  assert_int_equal(ctx->nplugins, 1); /* mock alone: nothing else was compared */
+  vmsnap_ctx_free(ctx);
+
+  ctx = tu_ctx(dir, 0);
+  assert_string_equal(backend_of(ctx, disk, NULL), "rival");       /* no history */
+  assert_string_equal(backend_of(ctx, other, mine), "rival");      /* another source */
+  assert_string_equal(backend_of(ctx, disk, gone), "rival");       /* it no longer takes it */
+  vmsnap_ctx_free(ctx);
+  json_decref(mine);
+  json_decref(gone);
   tu_rmtree(dir);
   free(dir);
 }
@@ -185,7 +228,7 @@ int main(void)
     cmocka_unit_test(test_good_and_bad_plugins), cmocka_unit_test(test_old_plugin_zero_filled),
     cmocka_unit_test(test_unsafe_dir_and_file), cmocka_unit_test(test_duplicate_name_skipped),
     cmocka_unit_test(test_capability_names), cmocka_unit_test(test_lazy_loading),
-    cmocka_unit_test(test_lazy_bad_plugin_needed),
+    cmocka_unit_test(test_lazy_bad_plugin_needed), cmocka_unit_test(test_recorded_backend_kept),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
