@@ -1,6 +1,6 @@
 /* spawn.c — runs helper programs (qemu-img, lvm…); the contract is in spawn.h.
  *
- *   caller thread ──clone3(exit_signal 0, pidfd)──> intermediate ──clone3──> tool
+ *   caller thread ──clone3(exit_signal 0, pidfd)──> intermediate ──vfork──> tool
  *     reads stdout/stderr/status pipes             waits for the tool,      execve()
  *     writes 'T'/'K' on the cancel socket          forwards T/K as signals
  *
@@ -350,11 +350,25 @@ static _Noreturn void intermediate_main(spawn_child *c)
   c->self = getpid();
   if (child_close_fds(c) < 0)
     goto fail;
-  pid = clone_with_pidfd(&pidfd, SIGCHLD);
-  if (pid < 0)
-    goto fail;
+  /* vfork: the tool borrows this process's memory until its execve, so no
+   * page tables are copied (a fork of this copy of the host cost 0.2-0.4
+   * ms per tool). We are single-threaded and every signal is blocked, so
+   * nothing runs here while it borrows. The tool is our unreaped child:
+   * its pidfd cannot name another process. */
+  pid = vfork();
   if (pid == 0)
     tool_main(c);
+  if (pid < 0)
+    goto fail;
+  pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (pidfd < 0) {
+    int e = errno;
+    kill(pid, SIGKILL);
+    while (wait4(pid, &status, 0, NULL) < 0 && errno == EINTR) {
+    }
+    errno = e;
+    goto fail;
+  }
   /* Now only the tool holds the output pipes: EOF means it is done. */
   close(c->fd[CFD_NULL]);
   close(c->fd[CFD_OUT]);
