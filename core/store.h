@@ -9,6 +9,8 @@
 #ifndef VMSNAP_STORE_H
 #define VMSNAP_STORE_H
 
+#include <sys/stat.h>
+
 #include "internal.h"
 
 /* Independent atomic writes made durable together (fs_batch_*): every
@@ -50,6 +52,11 @@ typedef struct store_domain {
   int index_complete; /* known describes every document file */
   int index_dirty;    /* the index on disk is missing or out of date */
   int index_dropped;  /* removed before this session's first change */
+  /* The snapshots directory as the index's writer left it (inode, mtime,
+   * ctime): while it is unchanged, no file was added, removed or replaced
+   * since, and the index is taken without a look at each file. */
+  struct stat index_dirstat;
+  int index_stamped;
   store_entry *ents;  /* every document loaded, light or whole */
   size_t nents, capents;
   int all_expanded;

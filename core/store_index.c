@@ -20,7 +20,16 @@
  * The index is only written by a writer (the domain lock held): it is
  * removed before the first document changes and written again at
  * store_close, without fsync (a cache: its checksum rejects a torn one,
- * and a lost one is rebuilt). */
+ * and a lost one is rebuilt).
+ *
+ * Its header also records the snapshots directory's inode, mtime and
+ * ctime as they were right after the index was renamed into it. A loader
+ * that finds the directory so (nothing added, removed or renamed in it
+ * since: vmsnap replaces documents by rename) takes the index as it is,
+ * without listing the directory and a stat per file (about a third of a
+ * load at 500 snapshots). Only a document rewritten in place by hand, in
+ * the same clock tick as the index on a kernel with coarse timestamps, or
+ * without touching the directory, goes unseen until the next writer. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -34,7 +43,11 @@
 #include "store.h"
 
 #define INDEX_NAME ".index"
-#define INDEX_MAGIC "vmsnap-index 2"
+#define INDEX_MAGIC "vmsnap-index 3"
+/* ino mtime-sec mtime-nsec ctime-sec ctime-nsec, fixed width: written
+ * after the rename, in place. All zero: not recorded. */
+#define STAMP_FMT "%020" PRIu64 " %020" PRId64 " %09ld %020" PRId64 " %09ld"
+#define STAMP_LEN 82
 /* Below this many documents parsing them all costs about what keeping the
  * index does (its write, and the write-back the next op's fsync pays). */
 #define INDEX_MIN_DOCS 32
@@ -260,9 +273,12 @@ static void index_read(store_domain *d)
   close(fd);
   if (!buf) return;
   size_t n = 0;
-  uint64_t sum = 0;
+  uint64_t sum = 0, ino = 0;
+  int64_t ms = 0, cs = 0;
+  long mns = 0, cns = 0;
   char *body = strchr(buf, '\n');
-  if (!body || sscanf(buf, INDEX_MAGIC " %zu %" SCNx64 "\n", &n, &sum) != 2 ||
+  if (!body || sscanf(buf, INDEX_MAGIC " %zu %" SCNx64 " %" SCNu64 " %" SCNd64 " %ld %" SCNd64 " %ld\n",
+                      &n, &sum, &ino, &ms, &mns, &cs, &cns) != 7 ||
       checksum(body + 1, strlen(body + 1)) != sum || n > (size_t)st.st_size) {
     free(buf);
     return;
@@ -285,6 +301,20 @@ static void index_read(store_domain *d)
   d->known = known;
   d->nknown = n;
   d->index_text = buf;
+  d->index_stamped = ino != 0;
+  d->index_dirstat.st_ino = (ino_t)ino;
+  d->index_dirstat.st_mtim = (struct timespec){(time_t)ms, mns};
+  d->index_dirstat.st_ctim = (struct timespec){(time_t)cs, cns};
+}
+
+/* The snapshots directory is as the index's writer left it. */
+static int dir_unchanged(store_domain *d)
+{
+  struct stat st;
+  const struct stat *was = &d->index_dirstat;
+  return d->index_stamped && fstat(d->snapdirfd, &st) == 0 && st.st_ino == was->st_ino &&
+         st.st_mtim.tv_sec == was->st_mtim.tv_sec && st.st_mtim.tv_nsec == was->st_mtim.tv_nsec &&
+         st.st_ctim.tv_sec == was->st_ctim.tv_sec && st.st_ctim.tv_nsec == was->st_ctim.tv_nsec;
 }
 
 static store_known *known_find(store_domain *d, const char *file)
@@ -343,6 +373,37 @@ static int track(store_domain *d, json_t *doc, const char *file, const char *dis
   return 0;
 }
 
+/* The light document of a file the index describes as it is. */
+static int load_light(store_domain *d, store_known *k, json_t **out, vs_err *err)
+{
+  k->used = 1;
+  *out = light_doc(k);
+  if (!*out || track(d, *out, k->file, k->disks)) {
+    json_decref(*out);
+    *out = NULL;
+    return err_set(err, VMSNAP_E_NOMEM, "out of memory");
+  }
+  return 0;
+}
+
+/* Every document as the index has it: the directory did not change. */
+static int load_trusted(store_domain *d, json_t ***docsp, size_t *np, vs_err *err)
+{
+  json_t **docs = malloc(d->nknown * sizeof *docs);
+  if (!docs) return err_set(err, VMSNAP_E_NOMEM, "out of memory");
+  for (size_t i = 0; i < d->nknown; i++) {
+    int rc = load_light(d, &d->known[i], &docs[i], err);
+    if (rc) {
+      while (i) json_decref(docs[--i]);
+      free(docs);
+      return rc;
+    }
+  }
+  *docsp = docs;
+  *np = d->nknown;
+  return 0;
+}
+
 /* One document file of the directory: light when the index knows it as
  * it is, else read whole (and recorded for the next index). */
 static int load_one(store_domain *d, const char *file, json_t **out, vs_err *err)
@@ -354,16 +415,8 @@ static int load_one(store_domain *d, const char *file, json_t **out, vs_err *err
                                          d->dir, file, strerror(errno));
   store_known *k = known_find(d, file);
   if (k && k->ino == (uint64_t)st.st_ino && k->size == (uint64_t)st.st_size &&
-      k->msec == (int64_t)st.st_mtim.tv_sec && k->mnsec == (int64_t)st.st_mtim.tv_nsec) {
-    k->used = 1;
-    *out = light_doc(k);
-    if (!*out || track(d, *out, file, k->disks)) {
-      json_decref(*out);
-      *out = NULL;
-      return err_set(err, VMSNAP_E_NOMEM, "out of memory");
-    }
-    return 0;
-  }
+      k->msec == (int64_t)st.st_mtim.tv_sec && k->mnsec == (int64_t)st.st_mtim.tv_nsec)
+    return load_light(d, k, out, err);
   int rc = fs_read_json(d->snapdirfd, file, out, err);
   if (rc == VMSNAP_E_NOT_FOUND) return 0; /* removed meanwhile */
   if (rc) return rc;
@@ -387,16 +440,17 @@ int store_index_load(store_domain *d, json_t ***docsp, size_t *np, vs_err *err)
 {
   *docsp = NULL;
   *np = 0;
+  known_clear(d);
+  index_read(d);
+  d->index_complete = 1;
+  d->index_dirty = d->nknown == 0;
+  if (d->nknown && dir_unchanged(d)) return load_trusted(d, docsp, np, err);
   int fd = openat(d->snapdirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
   if (!dir) {
     if (fd >= 0) close(fd);
     return err_set(err, VMSNAP_E_IO, "cannot list %s/snapshots: %s", d->dir, strerror(errno));
   }
-  known_clear(d);
-  index_read(d);
-  d->index_complete = 1;
-  d->index_dirty = d->nknown == 0;
   size_t n = 0, cap = 64;
   json_t **docs = malloc(cap * sizeof *docs);
   struct dirent *de;
@@ -647,16 +701,29 @@ void store_index_save(store_domain *d)
     len = (size_t)(p - buf);
   }
   if (!buf) return;
-  char head[96];
-  int hl = snprintf(head, sizeof head, INDEX_MAGIC " %zu %016" PRIx64 "\n", d->nknown,
-                    checksum(buf, len));
+  char head[200], stamp[STAMP_LEN + 1];
+  int sl = snprintf(stamp, sizeof stamp, STAMP_FMT, (uint64_t)0, (int64_t)0, 0L, (int64_t)0, 0L);
+  int hl = snprintf(head, sizeof head, INDEX_MAGIC " %zu %016" PRIx64 " %s\n", d->nknown,
+                    checksum(buf, len), stamp);
   int fd = openat(d->snapdirfd, "." INDEX_NAME ".tmp",
                   O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  int ok = fd >= 0 && write(fd, head, (size_t)hl) == hl && write(fd, buf, len) == (ssize_t)len;
-  if (fd >= 0) close(fd);
+  int ok = fd >= 0 && sl == STAMP_LEN && write(fd, head, (size_t)hl) == hl &&
+           write(fd, buf, len) == (ssize_t)len;
   free(buf);
-  if (!ok || renameat(d->snapdirfd, "." INDEX_NAME ".tmp", d->snapdirfd, INDEX_NAME) < 0)
+  if (!ok || renameat(d->snapdirfd, "." INDEX_NAME ".tmp", d->snapdirfd, INDEX_NAME) < 0) {
     unlinkat(d->snapdirfd, "." INDEX_NAME ".tmp", 0);
+  } else {
+    /* The directory as this rename left it, into the header in place (no
+     * new name: the directory stays as stamped). A torn or lost stamp only
+     * costs the next loader its look at each file. */
+    struct stat st;
+    if (fstat(d->snapdirfd, &st) == 0 &&
+        snprintf(stamp, sizeof stamp, STAMP_FMT, (uint64_t)st.st_ino, (int64_t)st.st_mtim.tv_sec,
+                 (long)st.st_mtim.tv_nsec, (int64_t)st.st_ctim.tv_sec,
+                 (long)st.st_ctim.tv_nsec) == STAMP_LEN)
+      (void)!pwrite(fd, stamp, STAMP_LEN, hl - 1 - STAMP_LEN);
+  }
+  if (fd >= 0) close(fd);
 }
 
 void store_index_free(store_domain *d)
