@@ -65,6 +65,14 @@ run_kind() {
     [ "$(alloc "$f1")" -le 65536 ] || fail "$kind: the copy of an all-hole image has $(alloc "$f1") bytes allocated"
   fi
   assert_eq "$(mode_of "$f1")" 600 "$kind: mode of the snapshot file"
+  # info shows what the backend says of the file now: the space it takes.
+  ok "$kind: info --json" --json info "$dom" first
+  local used
+  used=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["disks"][0]["status"]["used"])' \
+    "$OUT") || { show_output; fail "$kind: info --json has no status.used"; }
+  assert_eq "$used" "$(alloc "$f1")" "$kind: info --json status.used of the snapshot file"
+  ok "$kind: info" info "$dom" first
+  out_has "status: +[0-9.]+ [KMG]?i?B used" "$kind: human info shows the space the snapshot takes"
 
   # Overwrite the start, the middle and the end; then a second snapshot.
   scribble "$img" 0 1 "$kind-a"

@@ -180,7 +180,21 @@ static void field(const char *key, const char *value)
   field_at(0, 12, key, value);
 }
 
-static void print_disk(const vmsnap_snapshot *s, size_t i)
+/* What the backend says of the snapshot's object now (space it takes, how
+ * full an LVM snapshot is), when it said anything. */
+static void print_status(json_t *disk)
+{
+  json_t *st = json_object_get(disk, "status"), *used = json_object_get(st, "used");
+  const char *note = json_string_value(json_object_get(st, "note"));
+  char text[512], size[32] = "";
+  if (!st) return;
+  if (json_is_integer(used)) fmt_bytes(size, sizeof size, (uint64_t)json_integer_value(used));
+  snprintf(text, sizeof text, "%s%s%s%s", size[0] ? size : "", size[0] ? " used" : "",
+           size[0] && note && *note ? "; " : "", note ? note : "");
+  if (text[0]) field_at(4, 8, "status:", text);
+}
+
+static void print_disk(const vmsnap_snapshot *s, size_t i, json_t *disk)
 {
   const char *format = vmsnap_snapshot_disk_format(s, i);
   const char *backend = vmsnap_snapshot_disk_backend(s, i);
@@ -194,6 +208,7 @@ static void print_disk(const vmsnap_snapshot *s, size_t i)
   field_at(4, 8, "format:", format ? format : "-");
   field_at(4, 8, "backend:", backend ? backend : "-");
   field_at(4, 8, "data:", data ? data : "{}");
+  print_status(disk);
 }
 
 static int print_info(struct snapctl *app, vmsnap_op *op, const struct query *q)
@@ -222,8 +237,10 @@ static int print_info(struct snapctl *app, vmsnap_op *op, const struct query *q)
   field("Description:", desc && *desc ? desc : "-");
   field("Memory:", memory ? memory : "- (disk-only)");
   printf("Disks:\n");
+  json_t *whole = snapshot_json(s), *disks = json_object_get(whole, "disks");
   for (size_t i = 0; i < vmsnap_snapshot_disk_count(s); i++)
-    print_disk(s, i);
+    print_disk(s, i, json_array_get(disks, i));
+  json_decref(whole);
   return SNAPCTL_EXIT_OK;
 }
 
