@@ -2,6 +2,7 @@
  * (prepare): the disk's LV, the snapshot's name, the space it needs. */
 #include "lvm.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,11 +65,92 @@ static int prepare_thin(const lv_job *j, const lv_report *r, const lv_info *ol)
   return j->host->set(j->job, "kind", "thin");
 }
 
+/* Everything LVM's report says against snapshotting the origin now as
+ * name: not an LV the backend snapshots, a merge pending, the name taken,
+ * the VG or the thin pool full. Records kind and size when set_kind. */
+static int check_in_report(const lv_job *j, const lv_origin *o, const char *name, int set_kind)
+{
+  lv_report r = {0};
+  const lv_info *ol = NULL;
+  int rc;
+  if ((rc = lv_list_vg(j, o->vg, &r)) < 0) return rc;
+  if ((rc = find_origin(j, o, &r, &ol)) < 0 || (rc = check_origin_kind(j, o, ol)) < 0) goto out;
+  if (lv_find_name(&r, name)) {
+    rc = j->host->error(j->job, VMSNAP_E_EXISTS,
+                        "an LV %s/%s already exists, and "
+                        "vmsnap never reuses an object it did not make; rename or remove it, "
+                        "or choose another snapshot name; %s",
+                        o->vg, name, nothing);
+    goto out;
+  }
+  if (set_kind) rc = j->host->set(j->job, "origin-uuid", ol->uuid);
+  if (rc == 0)
+    rc = lv_is_thin(ol) ? prepare_thin(j, &r, ol) : lv_classic_prepare_create(j, o, ol, &r);
+out:
+  lv_report_free(&r);
+  return rc;
+}
+
+/* The thin pool of a thin origin from device-mapper: refuse a full one,
+ * warn of a filling one. Quiet when device-mapper cannot tell. */
+static int check_pool_dm(const lv_job *j, const char *table_params)
+{
+  unsigned pmaj, pmin;
+  lvdm_state pool;
+  uint64_t used, total;
+  char vg[128], name[128];
+  if (sscanf(table_params, "%u:%u", &pmaj, &pmin) != 2 ||
+      lvdm_read(NULL, pmaj, pmin, 1, &pool) < 0 || !pool.exists ||
+      strcmp(pool.target, "thin-pool") || lvdm_parse_pool_status(pool.params, &used, &total) < 0)
+    return 0;
+  size_t n = strlen(pool.name);
+  if (n > 6 && !strcmp(pool.name + n - 6, "-tpool")) pool.name[n - 6] = '\0';
+  if (lv_dm_split(pool.name, vg, sizeof vg, name, sizeof name) < 0) return 0;
+  lv_info pi = {.data_percent = 100.0 * (double)used / (double)total};
+  snprintf(pi.vg, sizeof pi.vg, "%s", vg);
+  snprintf(pi.name, sizeof pi.name, "%s", name);
+  snprintf(pi.pool, sizeof pi.pool, "%s", name);
+  lv_report one = {.lv = &pi, .n = 1};
+  return prepare_thin(j, &one, &pi);
+}
+
+/* The common case without an lvm run (a few hundred ms): the origin is
+ * active, so device-mapper knows its kind, size and uuid. 1 when its
+ * kind needs LVM's report (raid, cache, a snapshot, a running merge…). */
+static int prepare_from_dm(const lv_job *j, const lv_origin *o)
+{
+  lvdm_table_info t;
+  char uuid[LV_UUID_LEN + 2], text[32];
+  int thin;
+  if (lvdm_table(o->major, o->minor, &t) < 0) return 1;
+  if (!strcmp(t.type, "thin")) thin = 1;
+  else if (!strcmp(t.type, "linear") || !strcmp(t.type, "striped") ||
+           !strcmp(t.type, "snapshot-origin"))
+    thin = 0;
+  else
+    return 1;
+  if (lv_uuid_format(o->dm_uuid + 36, uuid, sizeof uuid) < 0) return 1;
+  int rc = j->host->set(j->job, "origin-uuid", uuid);
+  if (rc < 0) return rc;
+  if (thin) {
+    if ((rc = check_pool_dm(j, t.params)) < 0) return rc;
+    return j->host->set(j->job, "kind", "thin");
+  }
+  /* The VG's free extents are not device-mapper's to know: lvcreate
+   * refuses when they do not suffice, and create then says how many. */
+  const char *spec = lv_disk_option(j, "size"), *why = NULL;
+  uint64_t size;
+  if (lv_snapshot_size(spec, t.sectors * 512, 512, &size, &why) < 0)
+    return j->host->error(j->job, VMSNAP_E_INVALID, "bad size=%s: %s; %s", spec ? spec : "", why,
+                          nothing);
+  snprintf(text, sizeof text, "%" PRIu64, size);
+  if ((rc = j->host->set(j->job, "kind", "classic")) < 0) return rc;
+  return j->host->set(j->job, "size", text);
+}
+
 int lv_prepare_create(const lv_job *j)
 {
   lv_origin o;
-  lv_report r = {0};
-  const lv_info *ol = NULL;
   char name[LV_NAME_MAX + 1], full[300], tag[96];
   int rc;
 
@@ -79,35 +161,19 @@ int lv_prepare_create(const lv_job *j)
                           nothing);
   if ((rc = lv_snapshot_tag(j, tag, sizeof tag)) < 0 || (rc = lv_resolve_disk(j, &o)) < 0)
     return rc;
-  if ((rc = lv_list_vg(j, o.vg, &r)) < 0) return rc;
-  if ((rc = find_origin(j, &o, &r, &ol)) < 0 || (rc = check_origin_kind(j, &o, ol)) < 0)
-    goto out;
   if (!j->info->object_name ||
       lv_snapshot_name(o.vg, o.name, j->info->object_name, name, sizeof name) < 0 ||
-      !lv_name_valid(name, NULL)) {
-    rc = j->host->error(j->job, VMSNAP_E_INVALID,
-                        "no LV name fits LVM's limits for "
-                        "a snapshot of %s/%s (the names are too long); %s",
-                        o.vg, o.name, nothing);
-    goto out;
-  }
-  if (lv_find_name(&r, name)) {
-    rc = j->host->error(j->job, VMSNAP_E_EXISTS,
-                        "an LV %s/%s already exists, and "
-                        "vmsnap never reuses an object it did not make; rename or remove it, "
-                        "or choose another snapshot name; %s",
-                        o.vg, name, nothing);
-    goto out;
-  }
+      !lv_name_valid(name, NULL))
+    return j->host->error(j->job, VMSNAP_E_INVALID,
+                          "no LV name fits LVM's limits for "
+                          "a snapshot of %s/%s (the names are too long); %s",
+                          o.vg, o.name, nothing);
   snprintf(full, sizeof full, "%s/%s", o.vg, name);
   if ((rc = j->host->set(j->job, "lv", full)) < 0 || (rc = j->host->set(j->job, "vg", o.vg)) < 0 ||
-      (rc = j->host->set(j->job, "origin", o.name)) < 0 ||
-      (rc = j->host->set(j->job, "origin-uuid", ol->uuid)) < 0)
-    goto out;
-  rc = lv_is_thin(ol) ? prepare_thin(j, &r, ol) : lv_classic_prepare_create(j, &o, ol, &r);
-out:
-  lv_report_free(&r);
-  return rc;
+      (rc = j->host->set(j->job, "origin", o.name)) < 0)
+    return rc;
+  rc = prepare_from_dm(j, &o);
+  return rc == 1 ? check_in_report(j, &o, name, 1) : rc;
 }
 
 /* Deletes the LV named name in vg if it carries this snapshot's tag. */
@@ -142,8 +208,18 @@ int lv_create(vmsnap_job *job, const vmsnap_job_info *info)
   const char *thin[] = {"lvm", "lvcreate", "-s", "-n", name, "--addtag", LV_TAG, "--addtag", tag,
                         from, NULL};
   info->host->progress(job, 0, 1);
-  rc = lv_run(&j, strcmp(kind, "thin") ? classic : thin, NULL, NULL, NULL, what,
-              "nothing was kept");
+  char why[1200];
+  rc = lv_run_text(&j, strcmp(kind, "thin") ? classic : thin, NULL, NULL, NULL, why, sizeof why);
+  if (rc < 0 && why[0]) {
+    /* prepare trusted device-mapper: LVM's report says what stood in the
+     * way (the VG full, a merge pending, the name taken) as a prepare
+     * that read it would have; else lvcreate's own words. */
+    lv_origin o = {0};
+    snprintf(o.vg, sizeof o.vg, "%s", vg);
+    snprintf(o.name, sizeof o.name, "%s", origin);
+    if (lv_resolve_disk(&j, &o) < 0 || check_in_report(&j, &o, name, 0) == 0)
+      lv_explain(&j, rc, why, what, "nothing was kept");
+  }
   /* The LV carries this snapshot's tag, which is what identifies it; its
    * uuid is recorded too when device-mapper has it at hand (a classic
    * snapshot is active, a thin one skips activation) — no second lvm run. */

@@ -88,3 +88,44 @@ int lvdm_parse_snapshot_status(const char *params, uint64_t *alloc, uint64_t *to
   *meta = m;
   return 0;
 }
+
+int lvdm_table(uint32_t major, uint32_t minor, lvdm_table_info *out)
+{
+  uint64_t start, length;
+  char *type = NULL, *params = NULL;
+  void *next = NULL;
+  memset(out, 0, sizeof *out);
+  pthread_mutex_lock(&dm_lock);
+  struct dm_task *t = task(DM_DEVICE_TABLE, NULL, major, minor);
+  if (!t) {
+    pthread_mutex_unlock(&dm_lock);
+    return -1;
+  }
+  int first = 1;
+  do {
+    next = dm_get_next_target(t, next, &start, &length, &type, &params);
+    if (!type) break;
+    out->sectors += length;
+    if (first) {
+      snprintf(out->type, sizeof out->type, "%s", type);
+      snprintf(out->params, sizeof out->params, "%s", params ? params : "");
+      first = 0;
+    } else if (strcmp(out->type, type) != 0) {
+      out->type[0] = '\0'; /* segments of several kinds */
+    }
+  } while (next);
+  dm_task_destroy(t);
+  pthread_mutex_unlock(&dm_lock);
+  return first ? -1 : 0;
+}
+
+int lvdm_parse_pool_status(const char *params, uint64_t *used, uint64_t *total)
+{
+  uint64_t tid, mu, mt, du, dt;
+  if (!params || sscanf(params, "%" SCNu64 " %" SCNu64 "/%" SCNu64 " %" SCNu64 "/%" SCNu64, &tid,
+                        &mu, &mt, &du, &dt) != 5 || dt == 0 || du > dt)
+    return -1;
+  *used = du;
+  *total = dt;
+  return 0;
+}

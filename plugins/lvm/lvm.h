@@ -41,9 +41,10 @@
  *     reverted point was kept (a fresh snapshot taken after the merge).
  *
  * Every lvm run costs a few hundred ms (it scans devices): the common
- * paths run as few as they can (create: lvs + lvcreate; delete: one
- * lvremove selecting the name and our tag), and read device-mapper
- * in-process instead where it knows the answer.
+ * paths run as few as they can (create: lvcreate alone, its checks read
+ * from device-mapper, and `lvs` only to explain a refusal or for kinds
+ * device-mapper cannot tell; delete: one lvremove selecting the name and
+ * our tag), and read device-mapper in-process where it knows the answer.
  */
 #ifndef VMSNAP_LVM_H
 #define VMSNAP_LVM_H
@@ -158,6 +159,16 @@ int lvdm_is_dm_major(uint32_t major);
  * in sectors; "Invalid", "Merge failed", "Overflow" give -1 (pure). */
 int lvdm_parse_snapshot_status(const char *params, uint64_t *alloc, uint64_t *total,
                              uint64_t *meta);
+/* A device's table, by major:minor: the kind of its targets ("" when they
+ * are of several kinds), the first one's parameters, the length of all. */
+typedef struct lvdm_table_info {
+  char type[32];
+  char params[256];
+  uint64_t sectors;
+} lvdm_table_info;
+int lvdm_table(uint32_t major, uint32_t minor, lvdm_table_info *out);
+/* Data blocks used and in all from a thin-pool target's status (pure). */
+int lvdm_parse_pool_status(const char *params, uint64_t *used, uint64_t *total);
 
 /* ---- lvm.c: the job as the helpers see it ------------------------------ */
 typedef struct lv_job {
@@ -180,6 +191,9 @@ typedef struct lv_origin {
 int lv_resolve_disk(const lv_job *j, lv_origin *o);
 /* Runs lvm with argv (argv[0] == "lvm"); 0 when it ran and exited 0;
  * else an error with "what: <lvm's stderr>; hint" as message. */
+/* The message for a failed lvm run (rc, its cleaned stderr why) as lv_run
+ * gives it; returns rc. */
+int lv_explain(const lv_job *j, int rc, const char *why, const char *what, const char *hint);
 int lv_run(const lv_job *j, const char *const argv[], vmsnap_line_fn *line, void *user,
            char **out, const char *what, const char *hint);
 /* The same without a message: lvm's cleaned stderr in why (the rc says

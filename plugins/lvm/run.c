@@ -89,6 +89,11 @@ int lv_run(const lv_job *j, const char *const argv[], vmsnap_line_fn *line, void
 {
   char why[1200];
   int rc = lv_run_text(j, argv, line, user, out, why, sizeof why);
+  return lv_explain(j, rc, why, what, hint);
+}
+
+int lv_explain(const lv_job *j, int rc, const char *why, const char *what, const char *hint)
+{
   if (rc == 0 || !why[0]) {
     if (rc == VMSNAP_E_NOT_FOUND)
       return j->host->error(j->job, rc, "%s: the lvm command is not on PATH: install lvm2; %s",

@@ -289,6 +289,14 @@ static void test_dm_status(void **state)
   assert_int_equal(lvdm_parse_snapshot_status("", &a, &t, &m), -1);
   assert_int_equal(lvdm_parse_snapshot_status("5/0 1", &a, &t, &m), -1);
   assert_int_equal(lvdm_parse_snapshot_status(NULL, &a, &t, &m), -1);
+  /* A thin pool's status: transaction, metadata and data blocks used/all. */
+  assert_int_equal(lvdm_parse_pool_status("3 12/4096 40/1024 - rw no_discard_passdown "
+                                          "queue_if_no_space - 1024", &a, &t), 0);
+  assert_int_equal(a, 40);
+  assert_int_equal(t, 1024);
+  assert_int_equal(lvdm_parse_pool_status("Fail", &a, &t), -1);
+  assert_int_equal(lvdm_parse_pool_status("0 1/2 5/0", &a, &t), -1);
+  assert_int_equal(lvdm_parse_pool_status("0 1/2 9/8", &a, &t), -1);
 }
 
 static void test_classify(void **state)
