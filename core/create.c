@@ -293,6 +293,7 @@ static int create_body(vmsnap_op *op)
   json_decref(c.disks);
   json_decref(c.snaps);
   op->store = NULL;
+  if (rc) store_forget_fresh(c.sd);
   store_close(c.sd);
   op->dom = NULL;
   domain_ref_free(c.dom);

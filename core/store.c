@@ -44,11 +44,23 @@ static int take_lock(store_domain *d, vs_err *err)
                  "finish", d->name, d->dir);
 }
 
+/* Whether the directory and lock we hold are still the domain's: a
+ * refused first create removes what it made (store_forget_fresh) while
+ * another writer may wait for its lock. */
+static int still_linked(store_domain *d)
+{
+  struct stat held, now, lock;
+  return fstat(d->dirfd, &held) == 0 && stat(d->dir, &now) == 0 && held.st_dev == now.st_dev &&
+         held.st_ino == now.st_ino && fstat(d->lockfd, &lock) == 0 && lock.st_nlink > 0;
+}
+
 static json_t *fresh_domain_doc(const char *name)
 {
   return json_pack("{s:i, s:s, s:s, s:[], s:n}", "format", 1, "name", name, "driver",
                    "offline", "disks", "current");
 }
+
+static int open_dirs(store_domain *d, const char *domain, int mode, vs_err *err);
 
 int store_open(vmsnap_ctx *ctx, const char *domain, int mode, store_domain **out,
                vs_err *err)
@@ -63,30 +75,25 @@ int store_open(vmsnap_ctx *ctx, const char *domain, int mode, store_domain **out
   pthread_mutex_init(&d->ents_lock, NULL);
   d->name = xstrdup(domain);
   d->dir = xasprintf("%s/domains/%s", ctx->state_dir, domain);
-  if (mode == STORE_CREATE) {
-    char *snaps = xasprintf("%s/snapshots", d->dir);
-    rc = fs_mkdir_p(snaps, 0700, err);
-    free(snaps);
-    if (rc) goto fail;
+  for (int tries = 0;; tries++) {
+    rc = open_dirs(d, domain, mode, err);
+    if (rc || mode == STORE_READ || still_linked(d) || tries == 3) break;
+    /* Removed while we waited for its lock: open it afresh. */
+    close(d->lockfd);
+    close(d->snapdirfd);
+    close(d->dirfd);
+    d->dirfd = d->snapdirfd = d->lockfd = -1;
   }
-  d->dirfd = open(d->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (d->dirfd < 0) {
-    rc = errno == ENOENT
-             ? err_set(err, VMSNAP_E_NOT_FOUND,
-                       "domain %s has no snapshots (nothing under %s)", domain, d->dir)
-             : err_set(err, err_from_errno(errno), "cannot open %s: %s", d->dir,
-                       strerror(errno));
+  if (rc) goto fail;
+  if (mode != STORE_READ && !still_linked(d)) {
+    rc = err_set(err, VMSNAP_E_BUSY, "domain %s keeps being removed while this operation "
+                 "waits for it; try again", domain);
     goto fail;
   }
-  d->snapdirfd = openat(d->dirfd, "snapshots", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (d->snapdirfd < 0) {
-    rc = err_set(err, VMSNAP_E_IO, "cannot open %s/snapshots: %s", d->dir, strerror(errno));
-    goto fail;
-  }
-  if (mode != STORE_READ && (rc = take_lock(d, err))) goto fail;
   rc = fs_read_json(d->dirfd, "domain.json", &d->doc, err);
   if (rc == VMSNAP_E_NOT_FOUND) {
     d->doc = fresh_domain_doc(domain);
+    d->fresh = 1;
     rc = 0;
   }
   if (rc) goto fail;
@@ -95,6 +102,43 @@ int store_open(vmsnap_ctx *ctx, const char *domain, int mode, store_domain **out
 fail:
   store_close(d);
   return rc;
+}
+
+/* Opens (for STORE_CREATE makes) the domain's directories and takes the
+ * lock unless reading. */
+static int open_dirs(store_domain *d, const char *domain, int mode, vs_err *err)
+{
+  int rc;
+  if (mode == STORE_CREATE) {
+    char *snaps = xasprintf("%s/snapshots", d->dir);
+    rc = fs_mkdir_p(snaps, 0700, err);
+    free(snaps);
+    if (rc) return rc;
+  }
+  d->dirfd = open(d->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d->dirfd < 0)
+    return errno == ENOENT
+               ? err_set(err, VMSNAP_E_NOT_FOUND,
+                         "domain %s has no snapshots (nothing under %s)", domain, d->dir)
+               : err_set(err, err_from_errno(errno), "cannot open %s: %s", d->dir,
+                         strerror(errno));
+  d->snapdirfd = openat(d->dirfd, "snapshots", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d->snapdirfd < 0)
+    return err_set(err, VMSNAP_E_IO, "cannot open %s/snapshots: %s", d->dir, strerror(errno));
+  return mode != STORE_READ ? take_lock(d, err) : 0;
+}
+
+void store_forget_fresh(store_domain *d)
+{
+  if (!d || !d->fresh || d->lockfd < 0 ||
+      faccessat(d->dirfd, "domain.json", F_OK, AT_SYMLINK_NOFOLLOW) == 0 ||
+      faccessat(d->dirfd, "journal.json", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+    return;
+  /* Only what store_open made: an empty snapshots dir, the lock, the dir
+   * (rmdir fails, harmlessly, on anything more). */
+  if (unlinkat(d->dirfd, "snapshots", AT_REMOVEDIR) < 0) return;
+  unlinkat(d->dirfd, "lock", 0);
+  rmdir(d->dir);
 }
 
 json_t *store_peek_disks(vmsnap_ctx *ctx, const char *domain)

@@ -41,6 +41,7 @@ typedef struct store_domain {
   int snapdirfd;  /* <dir>/snapshots */
   int lockfd;     /* -1 when opened read-only */
   json_t *doc;    /* domain.json, or a fresh one */
+  int fresh;      /* there was no domain.json: the domain records nothing yet */
   fs_batch batch; /* writes held back between store_batch_begin and _commit */
   int batching;
   json_t *batch_docs; /* {file: uuid, name, parent, ctime} of the batch's documents */
@@ -73,6 +74,11 @@ enum { STORE_READ = 0, STORE_WRITE = 1, STORE_CREATE = 2 };
 int store_open(vmsnap_ctx *ctx, const char *domain, int mode,
                store_domain **out, vs_err *err);
 void store_close(store_domain *d);
+/* Removes what store_open made for a domain that still records nothing
+ * (no domain.json, no journal, no document): a refused first create
+ * leaves no trace. Call before store_close; writers waiting for the lock
+ * open the domain afresh. */
+void store_forget_fresh(store_domain *d);
 /* The disks domain.json remembers, read without the lock (its writes are
  * atomic): a hint for choosing backends before the domain is opened. NULL
  * when there are none. */

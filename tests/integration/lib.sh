@@ -226,6 +226,11 @@ assert_no_journal() {
 
 # names DOMAIN: the recorded snapshot names, space separated, in list order
 # ("-" for none); current CURRENT: the current snapshot's name ("-" for none).
+# no_domain DOM WHAT: a refused or undone first create left no trace of DOM.
+no_domain() {
+  [ ! -e "$ST/domains/$1" ] || fail "$2: left $(find "$ST/domains/$1" | tr '\n' ' ')"
+  expect 3 "$2: list of the domain" -- list "$1"
+}
 names() {
   sc --json list "$1"
   [ "$RC" = 0 ] || { show_output; fail "snapctl --json list $1 exited $RC"; }

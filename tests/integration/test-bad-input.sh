@@ -75,12 +75,13 @@ touch "$T/other.img"
 refuse 2 "the same target twice" create fresh --disk "vda=$disk" --disk "vda=$T/other.img" --name s1
 refuse 3 "an unknown backend" create fresh --disk "vda=$disk,backend=nope" --name s1
 err_has 'nope' "an unknown backend: the message names it"
-# Refused by the backend's prepare, after the domain's store was opened: an
-# empty domain dir may remain, but no snapshot, file or journal.
-expect 2 "a relative file=" -- create rel --disk "vda=$disk,file=rel.raw" --name s1
+# Refused by the backend's prepare, after the domain's store was opened: what
+# the store made for the new domain goes again, so the domain stays unknown.
+refuse 2 "a relative file=" create fresh --disk "vda=$disk,file=rel.raw" --name s1
 err_has 'absolute' "a relative file=: the message says it must be absolute"
-[ -z "$(find "$ST/domains/rel" -name '*.json' 2>/dev/null)" ] || fail "a relative file=: state written: $(find "$ST/domains/rel" -name '*.json')"
 if [ -e rel.raw ] || [ -e "$T/rel.raw" ]; then fail "a relative file=: a file was made"; fi
+refuse 2 "a raw file declared qcow2" create fresh --disk "vda=$disk,format=qcow2" --name s1
+expect 3 "list of a domain whose first create was refused" -- list fresh
 note "bad disks and disk specs refused"
 
 # ---- duplicate name, missing snapshots and domains ---------------------------------

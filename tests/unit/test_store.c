@@ -216,6 +216,56 @@ static void test_damaged_document(void **state)
   store_close(d);
 }
 
+/* A refused first create removes what the store made; a writer that
+ * waited for its lock meanwhile opens the domain afresh, and what it writes
+ * lands in the domain's directory, not in the removed one. */
+typedef struct waiter {
+  fixture *f;
+  int rc;
+} waiter;
+
+static void *second_writer(void *arg)
+{
+  waiter *w = arg;
+  store_domain *d;
+  vs_err err = {0};
+  w->rc = store_open(w->f->ctx, "gone", STORE_CREATE, &d, &err);
+  if (w->rc == 0) {
+    json_object_set_new(d->doc, "note", json_string("second"));
+    w->rc = store_write_domain(d, &err);
+    store_close(d);
+  }
+  return NULL;
+}
+
+static void test_fresh_domain_forgotten(void **state)
+{
+  fixture *f = *state;
+  store_domain *d;
+  vs_err err = {0};
+  char path[4200];
+  snprintf(path, sizeof path, "%s/state/domains/gone", f->dir);
+  assert_int_equal(store_open(f->ctx, "gone", STORE_CREATE, &d, &err), 0);
+  assert_true(d->fresh);
+  waiter w = {f, -1};
+  pthread_t t;
+  pthread_create(&t, NULL, second_writer, &w);
+  usleep(100000); /* it waits for our lock */
+  store_forget_fresh(d);
+  assert_false(tu_exists(path));
+  store_close(d);
+  pthread_join(t, NULL);
+  assert_int_equal(w.rc, 0);
+  snprintf(path, sizeof path, "%s/state/domains/gone/domain.json", f->dir);
+  assert_true(tu_exists(path));
+  /* A domain that records something is never forgotten. */
+  assert_int_equal(store_open(f->ctx, "gone", STORE_WRITE, &d, &err), 0);
+  assert_false(d->fresh);
+  store_forget_fresh(d);
+  store_close(d);
+  assert_true(tu_exists(path));
+}
+
 /* ---- the index behind store_load_snapshots ------------------------------ */
 
 static json_t *snap_doc(const char *uuid, const char *name, const char *parent, int sec)
@@ -606,6 +656,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_index_write_light_keeps_document, setup, teardown),
     cmocka_unit_test_setup_teardown(test_index_disagrees_with_documents, setup, teardown),
     cmocka_unit_test_setup_teardown(test_index_damaged, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_fresh_domain_forgotten, setup, teardown),
     cmocka_unit_test_setup_teardown(test_index_trusted_while_dir_unchanged, setup, teardown),
     cmocka_unit_test_setup_teardown(test_index_reader_sees_file, setup, teardown),
     cmocka_unit_test_setup_teardown(test_index_small_domain, setup, teardown),
