@@ -217,8 +217,10 @@ int lv_create(vmsnap_job *job, const vmsnap_job_info *info)
     lv_origin o = {0};
     snprintf(o.vg, sizeof o.vg, "%s", vg);
     snprintf(o.name, sizeof o.name, "%s", origin);
-    if (lv_resolve_disk(&j, &o) < 0 || check_in_report(&j, &o, name, 0) == 0)
-      lv_explain(&j, rc, why, what, "nothing was kept");
+    int found = lv_resolve_disk(&j, &o);
+    if (found == 0) found = check_in_report(&j, &o, name, 0);
+    if (found < 0) rc = found; /* its message is the one set */
+    else lv_explain(&j, rc, why, what, "nothing was kept");
   }
   /* The LV carries this snapshot's tag, which is what identifies it; its
    * uuid is recorded too when device-mapper has it at hand (a classic
