@@ -75,21 +75,20 @@ int store_open(vmsnap_ctx *ctx, const char *domain, int mode, store_domain **out
   pthread_mutex_init(&d->ents_lock, NULL);
   d->name = xstrdup(domain);
   d->dir = xasprintf("%s/domains/%s", ctx->state_dir, domain);
-  for (int tries = 0;; tries++) {
-    rc = open_dirs(d, domain, mode, err);
-    if (rc || mode == STORE_READ || still_linked(d) || tries == 3) break;
+  int tries = 0;
+  while ((rc = open_dirs(d, domain, mode, err)) == 0 && mode != STORE_READ && !still_linked(d)) {
     /* Removed while we waited for its lock: open it afresh. */
     close(d->lockfd);
     close(d->snapdirfd);
     close(d->dirfd);
     d->dirfd = d->snapdirfd = d->lockfd = -1;
+    if (++tries == 3) {
+      rc = err_set(err, VMSNAP_E_BUSY, "domain %s keeps being removed while this operation "
+                   "waits for it; try again", domain);
+      break;
+    }
   }
   if (rc) goto fail;
-  if (mode != STORE_READ && !still_linked(d)) {
-    rc = err_set(err, VMSNAP_E_BUSY, "domain %s keeps being removed while this operation "
-                 "waits for it; try again", domain);
-    goto fail;
-  }
   rc = fs_read_json(d->dirfd, "domain.json", &d->doc, err);
   if (rc == VMSNAP_E_NOT_FOUND) {
     d->doc = fresh_domain_doc(domain);

@@ -49,19 +49,20 @@ static int check_origin_kind(const lv_job *j, const lv_origin *o, const lv_info 
                         o->vg, o->name, t, ol->segtype, nothing);
 }
 
-static int prepare_thin(const lv_job *j, const lv_report *r, const lv_info *ol)
+/* A thin origin's pool (data_percent as LVM or device-mapper reports it,
+ * negative when unknown): refuse a full one, warn of a filling one. */
+static int prepare_thin(const lv_job *j, const char *vg, const char *pool, double data_percent)
 {
-  const lv_info *pool = lv_find_name(r, ol->pool);
-  if (pool && pool->data_percent >= 100.0)
+  if (data_percent >= 100.0)
     return j->host->error(j->job, VMSNAP_E_NOSPC,
                           "the thin pool %s/%s is full "
                           "(data 100%%): a snapshot could not take a single write; extend it "
                           "(lvextend -L+SIZE %s/%s); %s",
-                          pool->vg, pool->name, pool->vg, pool->name, nothing);
-  if (pool && pool->data_percent >= 80.0)
+                          vg, pool, vg, pool, nothing);
+  if (data_percent >= 80.0)
     j->host->warn(j->job, "the thin pool %s/%s is %.1f%% full; snapshots keep old data in it: "
                   "extend it before it fills (a full pool stops every thin LV in it)",
-                  pool->vg, pool->name, pool->data_percent);
+                  vg, pool, data_percent);
   return j->host->set(j->job, "kind", "thin");
 }
 
@@ -84,16 +85,18 @@ static int check_in_report(const lv_job *j, const lv_origin *o, const char *name
     goto out;
   }
   if (set_kind) rc = j->host->set(j->job, "origin-uuid", ol->uuid);
+  const lv_info *pool = lv_is_thin(ol) ? lv_find_name(&r, ol->pool) : NULL;
   if (rc == 0)
-    rc = lv_is_thin(ol) ? prepare_thin(j, &r, ol) : lv_classic_prepare_create(j, o, ol, &r);
+    rc = !lv_is_thin(ol) ? lv_classic_prepare_create(j, o, ol, &r)
+         : prepare_thin(j, o->vg, ol->pool, pool ? pool->data_percent : -1);
 out:
   lv_report_free(&r);
   return rc;
 }
 
-/* The thin pool of a thin origin from device-mapper: refuse a full one,
- * warn of a filling one. Quiet when device-mapper cannot tell. */
-static int check_pool_dm(const lv_job *j, const char *table_params)
+/* The thin pool of a thin origin from device-mapper (its table names the
+ * pool's device); unknown when device-mapper cannot tell. */
+static int prepare_thin_dm(const lv_job *j, const lv_origin *o, const char *table_params)
 {
   unsigned pmaj, pmin;
   lvdm_state pool;
@@ -102,16 +105,11 @@ static int check_pool_dm(const lv_job *j, const char *table_params)
   if (sscanf(table_params, "%u:%u", &pmaj, &pmin) != 2 ||
       lvdm_read(NULL, pmaj, pmin, 1, &pool) < 0 || !pool.exists ||
       strcmp(pool.target, "thin-pool") || lvdm_parse_pool_status(pool.params, &used, &total) < 0)
-    return 0;
+    return prepare_thin(j, o->vg, "?", -1);
   size_t n = strlen(pool.name);
   if (n > 6 && !strcmp(pool.name + n - 6, "-tpool")) pool.name[n - 6] = '\0';
-  if (lv_dm_split(pool.name, vg, sizeof vg, name, sizeof name) < 0) return 0;
-  lv_info pi = {.data_percent = 100.0 * (double)used / (double)total};
-  snprintf(pi.vg, sizeof pi.vg, "%s", vg);
-  snprintf(pi.name, sizeof pi.name, "%s", name);
-  snprintf(pi.pool, sizeof pi.pool, "%s", name);
-  lv_report one = {.lv = &pi, .n = 1};
-  return prepare_thin(j, &one, &pi);
+  if (lv_dm_split(pool.name, vg, sizeof vg, name, sizeof name) < 0) snprintf(name, sizeof name, "?");
+  return prepare_thin(j, o->vg, name, 100.0 * (double)used / (double)total);
 }
 
 /* The common case without an lvm run (a few hundred ms): the origin is
@@ -132,10 +130,7 @@ static int prepare_from_dm(const lv_job *j, const lv_origin *o)
   if (lv_uuid_format(o->dm_uuid + 36, uuid, sizeof uuid) < 0) return 1;
   int rc = j->host->set(j->job, "origin-uuid", uuid);
   if (rc < 0) return rc;
-  if (thin) {
-    if ((rc = check_pool_dm(j, t.params)) < 0) return rc;
-    return j->host->set(j->job, "kind", "thin");
-  }
+  if (thin) return prepare_thin_dm(j, o, t.params);
   /* The VG's free extents are not device-mapper's to know: lvcreate
    * refuses when they do not suffice, and create then says how many. */
   const char *spec = lv_disk_option(j, "size"), *why = NULL;
