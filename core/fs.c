@@ -60,6 +60,22 @@ int fs_write_atomic(int dirfd, const char *name, const char *data, size_t len,
   return rc;
 }
 
+/* Detects torn or damaged state files (not an adversary: the directories
+ * are 0700). Eight bytes a step: the index at 500 snapshots is ~180 KiB,
+ * read and written by every op. */
+uint64_t fs_checksum(const char *s, size_t n)
+{
+  uint64_t h = 1469598103934665603ull ^ n, w;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    memcpy(&w, s + i, 8);
+    h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+    h ^= h >> 29;
+  }
+  for (; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+  return h ^ (h >> 32);
+}
+
 static char *dump_json(json_t *doc, size_t *len)
 {
   char *text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);

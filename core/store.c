@@ -1,5 +1,5 @@
 /* store.c — per-domain metadata: domain.json, snapshots/<uuid>.json,
- * journal.json and the lock that serialises writers. */
+ * the lock that serialises writers (the journal: store_journal.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -71,7 +71,7 @@ int store_open(vmsnap_ctx *ctx, const char *domain, int mode, store_domain **out
   store_domain *d = calloc(1, sizeof *d);
   if (!d) return err_set(err, VMSNAP_E_NOMEM, "out of memory");
   d->ctx = ctx;
-  d->dirfd = d->snapdirfd = d->lockfd = -1;
+  d->dirfd = d->snapdirfd = d->lockfd = d->journal_fd = -1;
   pthread_mutex_init(&d->ents_lock, NULL);
   d->name = xstrdup(domain);
   d->dir = xasprintf("%s/domains/%s", ctx->state_dir, domain);
@@ -131,11 +131,12 @@ void store_forget_fresh(store_domain *d)
 {
   if (!d || !d->fresh || d->lockfd < 0 ||
       faccessat(d->dirfd, "domain.json", F_OK, AT_SYMLINK_NOFOLLOW) == 0 ||
-      faccessat(d->dirfd, "journal.json", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+      store_journal_pending(d))
     return;
   /* Only what store_open made: an empty snapshots dir, the lock, the dir
-   * (rmdir fails, harmlessly, on anything more). */
+   * (rmdir fails, harmlessly, on anything more), and a cleared journal. */
   if (unlinkat(d->dirfd, "snapshots", AT_REMOVEDIR) < 0) return;
+  store_journal_forget(d);
   unlinkat(d->dirfd, "lock", 0);
   rmdir(d->dir);
 }
@@ -164,6 +165,7 @@ void store_close(store_domain *d)
   if (d->snapdirfd >= 0) store_index_save(d);
   store_index_free(d);
   pthread_mutex_destroy(&d->ents_lock);
+  if (d->journal_fd >= 0) close(d->journal_fd);
   if (d->lockfd >= 0) close(d->lockfd); /* releases the flock */
   if (d->snapdirfd >= 0) close(d->snapdirfd);
   if (d->dirfd >= 0) close(d->dirfd);
@@ -332,42 +334,6 @@ static json_t *find_by(json_t *arr, const char *key, const char *value)
 
 json_t *store_find_by_name(json_t *arr, const char *name) { return find_by(arr, "name", name); }
 json_t *store_find_by_uuid(json_t *arr, const char *uuid) { return find_by(arr, "uuid", uuid); }
-
-int store_journal_read(store_domain *d, json_t **journal, vs_err *err)
-{
-  return fs_read_json(d->dirfd, "journal.json", journal, err);
-}
-
-int store_journal_write(store_domain *d, json_t *journal, vs_err *err)
-{
-  return fs_write_json(d->dirfd, "journal.json", journal, err);
-}
-
-int store_journal_clear(store_domain *d, vs_err *err)
-{
-  if (unlinkat(d->dirfd, "journal.json", 0) < 0 && errno != ENOENT)
-    return err_set(err, VMSNAP_E_IO, "cannot remove %s/journal.json: %s", d->dir,
-                   strerror(errno));
-  if (fsync(d->dirfd) < 0)
-    return err_set(err, VMSNAP_E_IO, "cannot sync %s: %s", d->dir, strerror(errno));
-  return 0;
-}
-
-int store_check_no_journal(store_domain *d, vs_err *err)
-{
-  if (faccessat(d->dirfd, "journal.json", F_OK, AT_SYMLINK_NOFOLLOW) < 0) return 0;
-  json_t *j = NULL;
-  vs_err ignore = {0};
-  store_journal_read(d, &j, &ignore);
-  const char *op = j ? jstr(j, "op") : NULL;
-  const char *snap = j ? jstr(json_object_get(j, "snapshot"), "name") : NULL;
-  err_set(err, VMSNAP_E_NEEDS_RECOVER,
-          "domain %s has an interrupted %s%s%s%s: run 'snapctl recover %s' to finish or roll "
-          "it back first", d->name, op ? op : "operation", snap ? " of snapshot '" : "",
-          snap ? snap : "", snap ? "'" : "", d->name);
-  json_decref(j);
-  return err->code;
-}
 
 int store_list_domains(vmsnap_ctx *ctx, json_t **names, vs_err *err)
 {

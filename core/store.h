@@ -64,6 +64,14 @@ typedef struct store_domain {
   store_entry **ents_by_doc; /* ents sorted by document, for host->siblings */
   int ents_sorted;
   pthread_mutex_t ents_lock; /* host->siblings runs on job threads */
+
+  /* <dir>/journal (store_journal.c): which slot holds the record in
+   * force, its seq, the slot size; read once under the lock. */
+  int journal_fd;
+  int journal_loaded;
+  int journal_cur;
+  uint64_t journal_seq;
+  size_t journal_slot_size;
 } store_domain;
 
 enum { STORE_READ = 0, STORE_WRITE = 1, STORE_CREATE = 2 };
@@ -119,12 +127,15 @@ int store_remove_snapshot(store_domain *d, const char *uuid, vs_err *err);
 json_t *store_find_by_name(json_t *arr, const char *name);
 json_t *store_find_by_uuid(json_t *arr, const char *uuid);
 
-/* The journal: the intent of the operation in flight. */
+/* store_journal.c: the intent of the operation in flight. Read gives
+ * NOT_FOUND when there is none; write and clear are durable on return. */
 int store_journal_read(store_domain *d, json_t **journal, vs_err *err);
 int store_journal_write(store_domain *d, json_t *journal, vs_err *err);
 int store_journal_clear(store_domain *d, vs_err *err);
 /* NEEDS_RECOVER with a message when a journal is left from a crash. */
 int store_check_no_journal(store_domain *d, vs_err *err);
+int store_journal_pending(store_domain *d); /* an intent, or a damaged journal */
+void store_journal_forget(store_domain *d); /* removes the (cleared) file */
 
 /* Names of every domain in the state dir. */
 int store_list_domains(vmsnap_ctx *ctx, json_t **names, vs_err *err);
@@ -147,5 +158,6 @@ int fs_batch_commit(fs_batch *b, vs_err *err);
 void fs_batch_discard(fs_batch *b); /* removes the temporary files */
 int fs_read_json(int dirfd, const char *name, json_t **out, vs_err *err);
 int fs_mkdir_p(const char *path, mode_t mode, vs_err *err);
+uint64_t fs_checksum(const char *s, size_t n);
 
 #endif

@@ -74,22 +74,6 @@ struct store_entry {
 #define RS ((char)0x1e)
 #define US ((char)0x1f)
 
-/* Detects a torn or damaged index (not an adversary: the directory is
- * 0700). Eight bytes a step: at 500 snapshots the index is ~180 KiB, read
- * and written by every op. */
-static uint64_t checksum(const char *s, size_t n)
-{
-  uint64_t h = 1469598103934665603ull ^ n, w;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    memcpy(&w, s + i, 8);
-    h = (h ^ w) * 0x9e3779b97f4a7c15ull;
-    h ^= h >> 29;
-  }
-  for (; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-  return h ^ (h >> 32);
-}
-
 static int field_ok(const char *s)
 {
   return s && !strpbrk(s, "\t\n\x1e\x1f");
@@ -279,7 +263,7 @@ static void index_read(store_domain *d)
   char *body = strchr(buf, '\n');
   if (!body || sscanf(buf, INDEX_MAGIC " %zu %" SCNx64 " %" SCNu64 " %" SCNd64 " %ld %" SCNd64 " %ld\n",
                       &n, &sum, &ino, &ms, &mns, &cs, &cns) != 7 ||
-      checksum(body + 1, strlen(body + 1)) != sum || n > (size_t)st.st_size) {
+      fs_checksum(body + 1, strlen(body + 1)) != sum || n > (size_t)st.st_size) {
     free(buf);
     return;
   }
@@ -704,7 +688,7 @@ void store_index_save(store_domain *d)
   char head[200], stamp[STAMP_LEN + 1];
   int sl = snprintf(stamp, sizeof stamp, STAMP_FMT, (uint64_t)0, (int64_t)0, 0L, (int64_t)0, 0L);
   int hl = snprintf(head, sizeof head, INDEX_MAGIC " %zu %016" PRIx64 " %s\n", d->nknown,
-                    checksum(buf, len), stamp);
+                    fs_checksum(buf, len), stamp);
   int fd = openat(d->snapdirfd, "." INDEX_NAME ".tmp",
                   O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   int ok = fd >= 0 && sl == STAMP_LEN && write(fd, head, (size_t)hl) == hl &&

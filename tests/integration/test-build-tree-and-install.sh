@@ -14,7 +14,7 @@
 #    the --progress json lines on stderr, and
 #    text output never passes control characters through;
 #  * with umask 000: state dirs 0700, snapshot JSON, domain.json, lock and
-#    journal.json 0600, dd snapshot files 0600 and their dirs 0700.
+#    journal 0600, dd snapshot files 0600 and their dirs 0700.
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 it_init test-build-tree-and-install
@@ -194,21 +194,25 @@ umask 022
 for d in "$ST" "$ST/domains" "$ST/domains/mdom" "$ST/domains/mdom/snapshots"; do
   assert_eq "$(mode_of "$d")" 700 "mode of the state dir $d"
 done
-for f in "$ST/domains/mdom/domain.json" "$ST/domains/mdom/lock" "$ST/domains/mdom/snapshots/"*.json; do
+for f in "$ST/domains/mdom/domain.json" "$ST/domains/mdom/lock" "$ST/domains/mdom/journal" \
+  "$ST/domains/mdom/snapshots/"*.json; do
   assert_eq "$(mode_of "$f")" 600 "mode of $f"
 done
 [ "$(find "$ST/domains/mdom/snapshots" -name '*.json' | wc -l)" = 1 ] || fail "expected one snapshot document"
 assert_eq "$(mode_of "$(dd_file "$T/m/d.img" s1)")" 600 "mode of the dd snapshot file"
 assert_eq "$(mode_of "$(dd_dir "$T/m/d.img")")" 700 "mode of the dd snapshot dir"
 assert_eq "$(mode_of "$T/m/.vmsnap")" 700 "mode of the .vmsnap dir"
-# A journal left by a crash has the same mode.
+# A journal left by a crash has the same mode, also when it is made
+# under umask 000 (removed while cleared, the next op makes it anew).
+assert_no_journal mdom "after create"
+rm "$ST/domains/mdom/journal"
 umask 000
 RC=0
 VMSNAP_CRASHPOINT=create:journaled "$SNAPCTL" --state-dir "$ST" --plugin-dir "$PLUGIN_BUILD_DIR" \
   --progress none create mdom --name s2 >"$OUT" 2>"$ERR" || RC=$?
 umask 022
 assert_eq "$RC" 137 "create killed at create:journaled"
-assert_eq "$(mode_of "$ST/domains/mdom/journal.json")" 600 "mode of journal.json"
+assert_eq "$(mode_of "$ST/domains/mdom/journal")" 600 "mode of the journal"
 ok "recover" recover mdom
 # The revert's staging copy takes the disk's own mode, not one from the umask.
 disk_mode=$(mode_of "$T/m/d.img")

@@ -7,7 +7,7 @@
 # run `snapctl recover DOMAIN`, and check the state is exactly the old one
 # (create; revert before revert:finishing) or the new one (delete; revert
 # from revert:finishing): disk checksums, snapshot files, list and current
-# snapshot, no journal.json, no .part or .vmsnap-revert file.
+# snapshot, no pending journal, no .part or .vmsnap-revert file.
 # Also a block device's revert (rewritten in place) at revert:staged and
 # revert:finishing. Then a real kill -9 of snapctl in the middle of a long create copy and of
 # a long revert staging copy, each followed by recover.
@@ -27,7 +27,7 @@ crash() {
 
 # refused DOMAIN WHAT: a command that writes the domain needs recover first.
 refused() {
-  [ -f "$(journal "$1")" ] || fail "$2: no journal.json after the crash"
+  has_journal "$1" || fail "$2: no journal after the crash"
   expect 8 "$2: create after the crash" -- create "$1" --name probe
   err_has 'recover' "$2: the refusal names recover"
   expect 8 "$2: delete after the crash" -- delete "$1" s0
@@ -178,7 +178,7 @@ for point in delete:journaled delete:objects-removed; do
   sha1=$(sha "$disk")
   ok "$point: setup s1" create "$dom" --name s1
   crash "$point" delete "$dom" s1
-  [ -f "$(journal "$dom")" ] || fail "$point: no journal.json after the crash"
+  has_journal "$dom" || fail "$point: no journal after the crash"
   expect 8 "$point: create after the crash" -- create "$dom" --name probe
   err_has 'recover' "$point: the refusal names recover"
   expect 8 "$point: revert after the crash" -- revert "$dom" s0
@@ -222,9 +222,9 @@ done
 freeze_then_kill() {
   sleep 0.1
   kill -STOP "$1" 2>/dev/null || { show_output; fail "$2: snapctl ended before it could be killed"; }
-  PHASE_AT_KILL=$(python3 -c 'import json,sys
-try: print(json.load(open(sys.argv[1])).get("phase", "-"))
-except FileNotFoundError: print("-")' "$(journal long)")
+  PHASE_AT_KILL=$(journal_text long | python3 -c 'import json,sys
+t = sys.stdin.read()
+print(json.loads(t).get("phase", "-") if t else "-")')
   kill -9 "$1"
   RC=0
   wait "$1" || RC=$?
@@ -258,7 +258,7 @@ else
   echo "vda's copy had ended when snapctl was killed (fast disk); recover must still undo the create"
 fi
 [ -f "$(dd_file "$small" s1)" ] && echo "vdb's snapshot was complete when snapctl was killed"
-[ -f "$(journal long)" ] || fail "kill -9 create: no journal.json during the copy"
+has_journal long || fail "kill -9 create: no journal during the copy"
 expect 8 "kill -9 create: create after the kill" -- create long --name probe
 err_has recover "kill -9 create: the refusal names recover"
 ok "kill -9 create: recover" recover long

@@ -156,7 +156,7 @@ static void test_cancel_create_leaves_nothing(void **state)
     snprintf(path, sizeof path, "%s.vmsnap-s1", f->disk[i]);
     assert_false(tu_exists(path));
   }
-  snprintf(path, sizeof path, "%s/state/domains/vm/journal.json", f->dir);
+  snprintf(path, sizeof path, "%s/state/domains/vm/journal", f->dir);
   assert_false(tu_exists(path));
   /* nor the domain: its first create was undone */
   snprintf(path, sizeof path, "%s/state/domains/vm", f->dir);
@@ -200,7 +200,7 @@ static void test_prepare_failure_changes_nothing(void **state)
   assert_non_null(strstr(vmsnap_op_message(op), "disk vdb"));
   vmsnap_op_unref(op);
   char path[8400];
-  snprintf(path, sizeof path, "%s/state/domains/vm/journal.json", f->dir);
+  snprintf(path, sizeof path, "%s/state/domains/vm/journal", f->dir);
   assert_false(tu_exists(path));
   free_fixture(f);
 }
