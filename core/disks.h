@@ -18,6 +18,8 @@ int disks_resolve(vmsnap_ctx *ctx, json_t *docs, json_t *remembered, vs_err *err
 const plugin *disks_backend(vmsnap_ctx *ctx, json_t *disk_doc, json_t *remembered,
                             vs_err *err);
 
+/* How many /proc scans ran (tests: a free file is answered without one). */
+extern atomic_uint inuse_scans;
 /* BUSY naming the holder when a process has the disk open or locked
  * (QEMU's image locks are OFD locks; open files are found in /proc). */
 int disks_check_not_in_use(json_t *docs, vs_err *err);
