@@ -207,16 +207,10 @@ int store_write_domain(store_domain *d, vs_err *err)
   return write_json(d, d->dirfd, "domain.json", d->doc, err);
 }
 
-/* Creation order (then name), from keys read once per document. */
-typedef struct sort_key {
-  json_int_t sec, nsec;
-  const char *name;
-  json_t *doc;
-} sort_key;
-
+/* Creation order, then name. */
 static int by_ctime(const void *a, const void *b)
 {
-  const sort_key *x = a, *y = b;
+  const store_loaded *x = a, *y = b;
   if (x->sec != y->sec) return x->sec < y->sec ? -1 : 1;
   if (x->nsec != y->nsec) return x->nsec < y->nsec ? -1 : 1;
   return strcmp(x->name, y->name);
@@ -224,26 +218,17 @@ static int by_ctime(const void *a, const void *b)
 
 int store_load_snapshots(store_domain *d, json_t **arr, vs_err *err)
 {
-  json_t **docs;
+  store_loaded *docs;
   size_t n;
   *arr = NULL;
   int rc = store_index_load(d, &docs, &n, err);
   if (rc) return rc;
-  sort_key *keys = malloc((n ? n : 1) * sizeof *keys);
-  json_t *out = keys ? json_array() : NULL;
-  for (size_t i = 0; keys && i < n; i++) {
-    json_t *ctime = json_object_get(docs[i], "ctime");
-    const char *name = jstr(docs[i], "name");
-    keys[i] = (sort_key){json_integer_value(json_object_get(ctime, "sec")),
-                         json_integer_value(json_object_get(ctime, "nsec")),
-                         name ? name : "", docs[i]};
-  }
-  if (keys) qsort(keys, n, sizeof *keys, by_ctime);
+  qsort(docs, n, sizeof *docs, by_ctime);
+  json_t *out = json_array();
   for (size_t i = 0; i < n; i++) {
-    if (out) json_array_append(out, keys[i].doc);
-    json_decref(docs[i]);
+    if (out) json_array_append(out, docs[i].doc);
+    json_decref(docs[i].doc);
   }
-  free(keys);
   free(docs);
   if (!out) return err_set(err, VMSNAP_E_NOMEM, "out of memory");
   *arr = out;

@@ -103,8 +103,8 @@ void store_batch_begin(store_domain *d);
 int store_batch_end(store_domain *d, int rc, vs_err *err);
 
 /* Every snapshot document of the domain, ordered by creation time. A
- * document may be LIGHT: only uuid, name, parent and ctime until
- * store_doc reads the rest (store_write_snapshot does it itself). */
+ * document may be LIGHT: only uuid, name and parent until store_doc
+ * reads the rest (store_write_snapshot does it itself). */
 int store_load_snapshots(store_domain *d, json_t **arr, vs_err *err);
 /* Makes doc (from store_load_snapshots of d) whole; others are left
  * alone. Thread-safe. */
@@ -140,8 +140,15 @@ void store_journal_forget(store_domain *d); /* removes the (cleared) file */
 /* Names of every domain in the state dir. */
 int store_list_domains(vmsnap_ctx *ctx, json_t **names, vs_err *err);
 
-/* store_index.c: the index behind store_load_snapshots. */
-int store_index_load(store_domain *d, json_t ***docs, size_t *n, vs_err *err);
+/* store_index.c: the index behind store_load_snapshots. A document as
+ * loaded, with the creation time and name it is ordered by (a light one
+ * has no ctime until made whole; name lives until the next load). */
+typedef struct store_loaded {
+  json_t *doc;
+  int64_t sec, nsec;
+  const char *name;
+} store_loaded;
+int store_index_load(store_domain *d, store_loaded **docs, size_t *n, vs_err *err);
 void store_index_changing(store_domain *d); /* before a document changes */
 void store_index_written(store_domain *d, const char *file, json_t *doc);
 void store_index_removed(store_domain *d, const char *file);

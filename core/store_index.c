@@ -159,18 +159,16 @@ static int known_from_doc(store_known *k, const char *file, const struct stat *s
 /* Built key by key: json_pack parses its format for every document. */
 static json_t *light_doc(const store_known *k)
 {
-  json_t *doc = json_object(), *ctime = json_object();
-  if (!doc || !ctime || json_object_set_new_nocheck(doc, "ctime", ctime) ||
-      json_object_set_new_nocheck(ctime, "sec", json_integer(k->csec)) ||
-      json_object_set_new_nocheck(ctime, "nsec", json_integer(k->cnsec)) ||
-      /* _nocheck: the strings were valid UTF-8 in the documents they were
-       * indexed from, and the checksum vouches for the index. */
-      json_object_set_new_nocheck(doc, "uuid", json_string_nocheck(k->uuid)) ||
+  /* No ctime: the order comes from the index (store_loaded), and making
+   * the document whole adds it. _nocheck: the strings were valid UTF-8 in
+   * the documents they were indexed from, and the checksum vouches for
+   * the index. */
+  json_t *doc = json_object();
+  if (!doc || json_object_set_new_nocheck(doc, "uuid", json_string_nocheck(k->uuid)) ||
       json_object_set_new_nocheck(doc, "name", json_string_nocheck(k->name)) ||
       (!k->parent_absent &&
        json_object_set_new_nocheck(doc, "parent",
                                    k->parent ? json_string_nocheck(k->parent) : json_null()))) {
-    if (!doc) json_decref(ctime);
     json_decref(doc);
     return NULL;
   }
@@ -358,27 +356,27 @@ static int track(store_domain *d, json_t *doc, const char *file, const char *dis
 }
 
 /* The light document of a file the index describes as it is. */
-static int load_light(store_domain *d, store_known *k, json_t **out, vs_err *err)
+static int load_light(store_domain *d, store_known *k, store_loaded *out, vs_err *err)
 {
   k->used = 1;
-  *out = light_doc(k);
-  if (!*out || track(d, *out, k->file, k->disks)) {
-    json_decref(*out);
-    *out = NULL;
+  *out = (store_loaded){light_doc(k), k->csec, k->cnsec, k->name};
+  if (!out->doc || track(d, out->doc, k->file, k->disks)) {
+    json_decref(out->doc);
+    out->doc = NULL;
     return err_set(err, VMSNAP_E_NOMEM, "out of memory");
   }
   return 0;
 }
 
 /* Every document as the index has it: the directory did not change. */
-static int load_trusted(store_domain *d, json_t ***docsp, size_t *np, vs_err *err)
+static int load_trusted(store_domain *d, store_loaded **docsp, size_t *np, vs_err *err)
 {
-  json_t **docs = malloc(d->nknown * sizeof *docs);
+  store_loaded *docs = malloc(d->nknown * sizeof *docs);
   if (!docs) return err_set(err, VMSNAP_E_NOMEM, "out of memory");
   for (size_t i = 0; i < d->nknown; i++) {
     int rc = load_light(d, &d->known[i], &docs[i], err);
     if (rc) {
-      while (i) json_decref(docs[--i]);
+      while (i) json_decref(docs[--i].doc);
       free(docs);
       return rc;
     }
@@ -390,17 +388,18 @@ static int load_trusted(store_domain *d, json_t ***docsp, size_t *np, vs_err *er
 
 /* One document file of the directory: light when the index knows it as
  * it is, else read whole (and recorded for the next index). */
-static int load_one(store_domain *d, const char *file, json_t **out, vs_err *err)
+static int load_one(store_domain *d, const char *file, store_loaded *loaded, vs_err *err)
 {
   struct stat st;
-  *out = NULL;
+  json_t *docv = NULL, **out = &docv;
+  loaded->doc = NULL;
   if (fstatat(d->snapdirfd, file, &st, AT_SYMLINK_NOFOLLOW) < 0)
     return errno == ENOENT ? 0 : err_set(err, VMSNAP_E_IO, "cannot read %s/snapshots/%s: %s",
                                          d->dir, file, strerror(errno));
   store_known *k = known_find(d, file);
   if (k && k->ino == (uint64_t)st.st_ino && k->size == (uint64_t)st.st_size &&
       k->msec == (int64_t)st.st_mtim.tv_sec && k->mnsec == (int64_t)st.st_mtim.tv_nsec)
-    return load_light(d, k, out, err);
+    return load_light(d, k, loaded, err);
   int rc = fs_read_json(d->snapdirfd, file, out, err);
   if (rc == VMSNAP_E_NOT_FOUND) return 0; /* removed meanwhile */
   if (rc) return rc;
@@ -414,13 +413,16 @@ static int load_one(store_domain *d, const char *file, json_t **out, vs_err *err
   }
   if (track(d, *out, file, NULL)) {
     json_decref(*out);
-    *out = NULL;
     return err_set(err, VMSNAP_E_NOMEM, "out of memory");
   }
+  json_t *ctime = json_object_get(*out, "ctime");
+  const char *name = jstr(*out, "name");
+  *loaded = (store_loaded){*out, json_integer_value(json_object_get(ctime, "sec")),
+                           json_integer_value(json_object_get(ctime, "nsec")), name ? name : ""};
   return 0;
 }
 
-int store_index_load(store_domain *d, json_t ***docsp, size_t *np, vs_err *err)
+int store_index_load(store_domain *d, store_loaded **docsp, size_t *np, vs_err *err)
 {
   *docsp = NULL;
   *np = 0;
@@ -436,19 +438,19 @@ int store_index_load(store_domain *d, json_t ***docsp, size_t *np, vs_err *err)
     return err_set(err, VMSNAP_E_IO, "cannot list %s/snapshots: %s", d->dir, strerror(errno));
   }
   size_t n = 0, cap = 64;
-  json_t **docs = malloc(cap * sizeof *docs);
+  store_loaded *docs = malloc(cap * sizeof *docs);
   struct dirent *de;
   int rc = 0;
   while (docs && (de = readdir(dir))) {
     size_t len = strlen(de->d_name);
     if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".json") != 0)
       continue;
-    json_t *doc;
+    store_loaded doc;
     if ((rc = load_one(d, de->d_name, &doc, err))) break;
-    if (!doc) continue;
+    if (!doc.doc) continue;
     if (n == cap) {
-      json_t **g = realloc(docs, (cap *= 2) * sizeof *docs);
-      if (!g) { json_decref(doc); break; }
+      store_loaded *g = realloc(docs, (cap *= 2) * sizeof *docs);
+      if (!g) { json_decref(doc.doc); break; }
       docs = g;
     }
     docs[n++] = doc;
@@ -464,7 +466,7 @@ int store_index_load(store_domain *d, json_t ***docsp, size_t *np, vs_err *err)
       i++;
     }
   if (rc) {
-    for (size_t i = 0; i < n; i++) json_decref(docs[i]);
+    for (size_t i = 0; i < n; i++) json_decref(docs[i].doc);
     free(docs);
     return rc;
   }
