@@ -453,7 +453,7 @@ if (( do_breakdown )); then
   echo "where vmsnap's time goes — separate runs of each vmsnap op (median of $bd_runs) with a logging qemu-img first on PATH:"
   echo "each qemu-img call the plugin makes, in order, with its own wall time (measured inside the wrapper). own = the"
   echo "op's wall time minus its qemu-img calls minus the wrapper's cost ($(msec "$wrap_us") ms a call, measured): snapctl's start,"
-  echo "library and plugin load, the in-use scan of /proc/*/fd, metadata and journal writes and fsyncs, and spawning each"
+  echo "library and plugin load, the in-use check (a lease; a /proc/*/fd scan if refused), metadata and journal writes and fsyncs, and spawning each"
   echo "child (an intermediate process, then the tool). syscalls: one more run under strace -f -Y, by process."
   for row in "${BD_ROWS[@]}"; do
     [ -n "${BD_N[$row]:-}" ] || continue
@@ -468,7 +468,7 @@ if (( do_breakdown )); then
     done
     if [ -n "${BD_SC[$row]:-}" ]; then
       IFS='|' read -r nt nm own_sc st gd op fs spawn qi qfs <<<"${BD_SC[$row]}"
-      printf '    syscalls: snapctl %s (%s stat, %s getdents64, %s open: the /proc/*/fd scan of %s processes and the store;\n' \
+      printf '    syscalls: snapctl %s (%s stat, %s getdents64, %s open: the store, and any /proc/*/fd scan of %s processes;\n' \
         "$own_sc" "$st" "$gd" "$op" "$(nprocs)"
       printf '              %s fsync), spawning %s (%s intermediates + %s tools before execve), qemu-img %s (%s fsync/fdatasync)\n' \
         "$fs" "$spawn" "$nm" "$nt" "$qi" "$qfs"
