@@ -190,6 +190,8 @@ static int make_disks(create_state *c)
   /* What domain.json said before, so a rolled-back create restores it. */
   json_object_set(c->journal, "prev_current", json_object_get(c->sd->doc, "current"));
   json_object_set(c->journal, "prev_disks", json_object_get(c->sd->doc, "disks"));
+  /* The domain's first: rolled back, recover leaves no domain behind. */
+  if (c->sd->fresh) json_object_set_new(c->journal, "first", json_true());
   if ((rc = journal_begin(c->sd, c->journal, &c->inuse, c->err))) return rc;
   crashpoint("create:journaled");
 

@@ -39,7 +39,9 @@ static int recover_create(vmsnap_op *op, store_domain *sd, json_t *j, vs_err *er
   json_t *doc = json_object_get(j, "snapshot");
   int rc = run_all(op, sd, j, VMSNAP_JOB_ROLLBACK, STEP_REMOVE, err);
   if (!rc) rc = store_remove_snapshot(sd, jstr(doc, "uuid"), err);
-  if (!rc) {
+  if (!rc && json_is_true(json_object_get(j, "first"))) {
+    rc = store_forget_domain_doc(sd, err); /* the domain recorded nothing before */
+  } else if (!rc) {
     json_t *prev_disks = json_object_get(j, "prev_disks");
     json_object_set(sd->doc, "current", json_object_get(j, "prev_current"));
     json_object_set_new(sd->doc, "disks", prev_disks ? json_incref(prev_disks) : json_array());
@@ -136,7 +138,8 @@ static int recover_domain(vmsnap_op *op, const char *name, vs_err *err)
   op->dom = NULL;
   domain_ref_free(dom);
   if (!rc) rc = store_journal_clear(sd, err);
-  else err_wrap(err, "recover of domain %s failed (the journal is kept; fix the cause and run "
+  if (!rc) store_forget_fresh(sd); /* a rolled-back first create: no domain left */
+  if (rc) err_wrap(err, "recover of domain %s failed (the journal is kept; fix the cause and run "
                 "recover again): ", name);
 out:
   json_decref(j);

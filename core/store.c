@@ -141,6 +141,18 @@ void store_forget_fresh(store_domain *d)
   rmdir(d->dir);
 }
 
+int store_forget_domain_doc(store_domain *d, vs_err *err)
+{
+  if (unlinkat(d->dirfd, "domain.json", 0) < 0 && errno != ENOENT)
+    return err_set(err, VMSNAP_E_IO, "cannot remove %s/domain.json: %s", d->dir, strerror(errno));
+  if (fsync(d->dirfd) < 0)
+    return err_set(err, VMSNAP_E_IO, "cannot sync %s: %s", d->dir, strerror(errno));
+  json_decref(d->doc);
+  d->doc = fresh_domain_doc(d->name);
+  d->fresh = 1;
+  return 0;
+}
+
 json_t *store_peek_disks(vmsnap_ctx *ctx, const char *domain)
 {
   vs_err ignore = {0};

@@ -87,6 +87,9 @@ void store_close(store_domain *d);
  * leaves no trace. Call before store_close; writers waiting for the lock
  * open the domain afresh. */
 void store_forget_fresh(store_domain *d);
+/* Removes domain.json (durably) and makes d fresh again: recover undoing
+ * the domain's first create. */
+int store_forget_domain_doc(store_domain *d, vs_err *err);
 /* The disks domain.json remembers, read without the lock (its writes are
  * atomic): a hint for choosing backends before the domain is opened. NULL
  * when there are none. */

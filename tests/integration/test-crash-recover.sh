@@ -101,6 +101,26 @@ for point in create:journaled create:disks-made create:metadata-written create:d
   note "$point: recover rolled the create back"
 done
 
+# A domain's FIRST create killed at each step: recover rolls it back and
+# leaves no domain at all (as a refused first create does), not an empty
+# one; the disk is untouched and a create afterwards starts afresh.
+for point in create:journaled create:disks-made create:metadata-written create:domain-written; do
+  n=$((n + 1))
+  dom=f$n disk=$T/f$n.img
+  make_sparse "$disk" 16 50 "f$n"
+  sha0=$(sha "$disk")
+  crash "$point" create "$dom" --disk "vda=$disk" --name s0
+  has_journal "$dom" || fail "$point (first create): no journal after the crash"
+  ok "$point (first create): recover" recover "$dom"
+  err_has 'roll' "$point (first create): recover says it rolled the create back"
+  no_domain "$dom" "$point (first create) + recover"
+  assert_eq "$(sha "$disk")" "$sha0" "$point (first create) + recover: disk checksum"
+  [ ! -e "$(dd_file "$disk" s0)" ] || fail "$point (first create) + recover: the snapshot file is left"
+  ok "$point (first create): create again" create "$dom" --disk "vda=$disk" --name s0
+  state_is "$dom" "$disk" "$point (first create) + recover + create" s0 s0 "$sha0" "s0=$sha0"
+  note "$point: recover of a first create left no domain"
+done
+
 # A create that also changes the disk set, rolled back: the old disk set
 # must be back, or the old snapshot no longer matches the domain's disks.
 for point in create:metadata-written create:domain-written; do
@@ -126,10 +146,11 @@ dom=cf$n disk=$T/cf$n.img
 make_sparse "$disk" 16 50 "cf$n"
 crash create:domain-written create "$dom" --disk "vda=$disk" --name s1
 ok "first create + create:domain-written: recover" recover "$dom"
-assert_eq "$(names "$dom")" - "first create + recover: snapshots"
+no_domain "$dom" "first create + recover"
 first_create_forgotten() {
   expect 2 "first create + create:domain-written + recover: a create without --disk (no disks were ever recorded)" -- create "$dom" --name s2
   err_has 'no disks' "first create + recover: create without --disk"
+  no_domain "$dom" "first create + recover + a refused create"
 }
 soft first_create_forgotten
 note "first create rolled back at create:domain-written: no disk set remembered"
@@ -266,7 +287,7 @@ assert_no_journal long "kill -9 create + recover"
 assert_no_leftovers "$T"
 [ ! -e "$(dd_file "$disk" s1)" ] || fail "kill -9 create + recover: snapshot file of vda left"
 [ ! -e "$(dd_file "$small" s1)" ] || fail "kill -9 create + recover: snapshot file of vdb left"
-assert_eq "$(names long)" - "kill -9 create + recover: snapshots"
+no_domain long "kill -9 create (the domain's first) + recover"
 assert_eq "$(sha "$disk")" "$shal0" "kill -9 create + recover: vda"
 assert_eq "$(sha "$small")" "$shas0" "kill -9 create + recover: vdb"
 note "kill -9 during a two-disk create copy, then recover: nothing left"
