@@ -252,11 +252,20 @@ int lv_remove(vmsnap_job *job, const vmsnap_job_info *info)
   /* One lvm run in the common case: remove the LV of that name only if it
    * carries this snapshot's tag (nothing matching is success). A merging
    * snapshot (LVM refuses) is looked at closer below. */
-  char tag[96], sel[400], why[1200];
+  char tag[96], sel[400], why[1200], full[300], active[LV_UUID_LEN + 2];
   if ((rc = lv_snapshot_tag(&j, tag, sizeof tag)) < 0) return rc;
   snprintf(sel, sizeof sel, "lv_name=%s && lv_tags={%s}", name, tag);
-  const char *argv[] = {"lvm", "lvremove", "-f", "-y", "-S", sel, vg, NULL};
-  if (lv_run_text(&j, argv, NULL, NULL, NULL, why, sizeof why) == 0) return 0;
+  snprintf(full, sizeof full, "%s/%s", vg, name);
+  const char *by_tag[] = {"lvm", "lvremove", "-f", "-y", "-S", sel, vg, NULL};
+  /* An active LV of that name whose device-mapper uuid is the one create
+   * recorded is ours: removed by name, which costs lvm less than a
+   * selection (~0.1 s in the test guest). Inactive ones (thin snapshots
+   * skip activation) are selected by tag. */
+  const char *uuid = info->host->get(job, "lv-uuid");
+  int known = uuid && lv_active_uuid(vg, name, active, sizeof active) == 0 &&
+              strcmp(active, uuid) == 0;
+  const char *by_name[] = {"lvm", "lvremove", "-f", "-y", full, NULL};
+  if (lv_run_text(&j, known ? by_name : by_tag, NULL, NULL, NULL, why, sizeof why) == 0) return 0;
   if ((rc = lv_list_vg(&j, vg, &r)) < 0) return rc;
   const lv_info *lv = find_snapshot(&j, &r, name);
   if (!lv) {

@@ -183,6 +183,42 @@ static int update_sibling(void *user, const char *uuid, const char *name,
   return 0;
 }
 
+/* The disk's LV is another LV now: every record of the old uuid moves. */
+static int origin_moved(const lv_job *j, const char *from, const char *to)
+{
+  int rc = j->host->set(j->job, "origin-uuid", to);
+  if (rc < 0) return rc;
+  uuid_update u = {j, from, to, 0};
+  if (HOST_HAS(j->host, siblings)) j->host->siblings(j->job, update_sibling, &u);
+  return u.rc;
+}
+
+/* Finish right after the stage, in the same op under the domain lock: the
+ * LVs are as prepare and the stage left them (the old origin at its name,
+ * the staged LV at its staging name), so no lvs run is needed to find them
+ * (one lvm run, 0.3-0.5 s in the test guest). The new origin's uuid comes
+ * from device-mapper once it is active. */
+static int finish_fresh(const lv_job *j, const char *vg, const char *staged, const char *on,
+                        const char *old, const char *ou)
+{
+  char su[LV_UUID_LEN + 2];
+  int rc;
+  if ((rc = rename_lv(j, vg, on, old)) < 0 || (rc = rename_lv(j, vg, staged, on)) < 0 ||
+      (rc = settle_new(j, vg, on)) < 0 || (rc = lv_remove_lv(j, vg, old)) < 0)
+    return rc;
+  if (lv_active_uuid(vg, on, su, sizeof su) < 0) {
+    lv_report r = {0};
+    if ((rc = lv_list_vg(j, vg, &r)) < 0) return rc;
+    const lv_info *n = lv_find_name(&r, on);
+    snprintf(su, sizeof su, "%s", n ? n->uuid : "");
+    lv_report_free(&r);
+    if (!n)
+      return j->host->error(j->job, VMSNAP_E_BACKEND, "%s/%s is missing after the revert's "
+                            "renames; check with lvs", vg, on);
+  }
+  return origin_moved(j, ou, su);
+}
+
 int lv_thin_revert_finish(const lv_job *j)
 {
   const char *old = j->host->get(j->job, "revert-old");
@@ -198,6 +234,7 @@ int lv_thin_revert_finish(const lv_job *j)
     return j->host->error(j->job, VMSNAP_E_INVALID,
                           "the revert's staging was not "
                           "recorded; run snapctl recover");
+  if (!(j->info->flags & VMSNAP_JOB_RECOVERY)) return finish_fresh(j, vg, staged, on, old, ou);
   if ((rc = lv_list_vg(j, vg, &r)) < 0) return rc;
   /* The staged LV: by its staging tag, or (once settled, a restarted
    * finish) the LV now at the origin's name that is not the old origin. */
@@ -221,9 +258,5 @@ int lv_thin_revert_finish(const lv_job *j)
   if (staged_waiting && (rc = rename_lv(j, vg, staged, on)) < 0) return rc;
   if ((rc = settle_new(j, vg, on)) < 0) return rc;
   if ((old_at_origin || old_left) && (rc = lv_remove_lv(j, vg, old)) < 0) return rc;
-  /* The disk's LV is another LV now: every record of the old uuid moves. */
-  if ((rc = j->host->set(j->job, "origin-uuid", su)) < 0) return rc;
-  uuid_update u = {j, ou, su, 0};
-  if (HOST_HAS(j->host, siblings)) j->host->siblings(j->job, update_sibling, &u);
-  return u.rc;
+  return origin_moved(j, ou, su);
 }
