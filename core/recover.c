@@ -119,7 +119,11 @@ static int recover_domain(vmsnap_op *op, const char *name, vs_err *err)
   int rc = store_open(op->ctx, name, STORE_WRITE, &sd, err);
   if (rc) return rc;
   rc = store_journal_read(sd, &j, err);
-  if (rc == VMSNAP_E_NOT_FOUND) { rc = 0; goto out; } /* nothing to do */
+  if (rc == VMSNAP_E_NOT_FOUND) { /* nothing to do */
+    rc = 0;
+    store_forget_fresh(sd); /* a domain left empty by a crash inside forgetting it */
+    goto out;
+  }
   if (rc) goto out;
   /* A QEMU that still serves the disks is driven live (its images are
    * locked to qemu-img); otherwise recover works offline. */

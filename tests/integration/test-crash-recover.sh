@@ -121,6 +121,13 @@ for point in create:journaled create:disks-made create:metadata-written create:d
   note "$point: recover of a first create left no domain"
 done
 
+# A crash between the journal's clear and the removal of the empty domain
+# leaves the bare directory: recover (of every domain) removes it too.
+mkdir -p "$ST/domains/bare/snapshots"
+: >"$ST/domains/bare/lock"
+ok "recover (all domains) with a bare domain dir" recover
+no_domain bare "recover of a bare domain dir"
+
 # A create that also changes the disk set, rolled back: the old disk set
 # must be back, or the old snapshot no longer matches the domain's disks.
 for point in create:metadata-written create:domain-written; do
