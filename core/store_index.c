@@ -8,8 +8,9 @@
  * identity when it was indexed (inode, size, mtime) and those four
  * fields, and for host->siblings each disk's target, backend and string
  * backend data. Loading lists the directory, stats each file and, when the
- * index knows the file as it is now, makes a light document of the four
- * fields; any other file is read and parsed. The documents stay the
+ * index knows the file as it is now, makes a light document of uuid, name
+ * and parent (its ctime orders the load, store_loaded, and is added with
+ * the rest); any other file is read and parsed. The documents stay the
  * truth: an index that is damaged, missing or disagrees with a file is
  * simply not used for that file, and the next writer writes it again.
  *

@@ -166,6 +166,7 @@ static int journal_put(store_domain *d, const char *text, size_t len, vs_err *er
     free(pending);
     if (rc) return rc;
   }
+  if (!len && d->journal_fd < 0) return 0; /* never written: nothing to clear */
   uint64_t seq = d->journal_seq + 1;
   if (d->journal_fd < 0 || d->journal_slot_size == 0 || HDR_LEN + len > d->journal_slot_size)
     return journal_rebuild(d, seq, text, len, err);
@@ -228,9 +229,6 @@ int store_journal_clear(store_domain *d, vs_err *err)
     if (fsync(d->dirfd) < 0)
       return err_set(err, VMSNAP_E_IO, "cannot sync %s: %s", d->dir, strerror(errno));
   }
-  /* Never written: nothing to clear (and no file to make for it). */
-  if (d->journal_fd < 0 && faccessat(d->dirfd, JOURNAL_NAME, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
-    return 0;
   return journal_put(d, "", 0, err);
 }
 

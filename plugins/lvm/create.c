@@ -205,17 +205,21 @@ int lv_create(vmsnap_job *job, const vmsnap_job_info *info)
   info->host->progress(job, 0, 1);
   char why[1200];
   rc = lv_run_text(&j, strcmp(kind, "thin") ? classic : thin, NULL, NULL, NULL, why, sizeof why);
-  if (rc < 0 && why[0]) {
+  if (rc < 0) {
     /* prepare trusted device-mapper: LVM's report says what stood in the
      * way (the VG full, a merge pending, the name taken) as a prepare
-     * that read it would have; else lvcreate's own words. */
-    lv_origin o = {0};
-    snprintf(o.vg, sizeof o.vg, "%s", vg);
-    snprintf(o.name, sizeof o.name, "%s", origin);
-    int found = lv_resolve_disk(&j, &o);
-    if (found == 0) found = check_in_report(&j, &o, name, 0);
-    if (found < 0) rc = found; /* its message is the one set */
-    else lv_explain(&j, rc, why, what, "nothing was kept");
+     * that read it would have; else lvcreate's own words (or why lvm did
+     * not run at all). */
+    int found = 1;
+    if (why[0]) {
+      lv_origin o = {0};
+      snprintf(o.vg, sizeof o.vg, "%s", vg);
+      snprintf(o.name, sizeof o.name, "%s", origin);
+      found = lv_resolve_disk(&j, &o);
+      if (found == 0) found = check_in_report(&j, &o, name, 0);
+    }
+    rc = found < 0 ? found /* its message is the one set */
+                   : lv_explain(&j, rc, why, what, "nothing was kept");
   }
   /* The LV carries this snapshot's tag, which is what identifies it; its
    * uuid is recorded too when device-mapper has it at hand (a classic

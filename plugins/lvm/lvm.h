@@ -43,8 +43,10 @@
  * Every lvm run costs a few hundred ms (it scans devices): the common
  * paths run as few as they can (create: lvcreate alone, its checks read
  * from device-mapper, and `lvs` only to explain a refusal or for kinds
- * device-mapper cannot tell; delete: one lvremove selecting the name and
- * our tag), and read device-mapper in-process where it knows the answer.
+ * device-mapper cannot tell; delete: one lvremove, by name when
+ * device-mapper shows the LV with the recorded uuid, else selecting the
+ * name and our tag; a revert's finish trusts what its prepare read), and
+ * read device-mapper in-process where it knows the answer.
  */
 #ifndef VMSNAP_LVM_H
 #define VMSNAP_LVM_H
@@ -189,11 +191,11 @@ typedef struct lv_origin {
 /* Resolves the disk (active, else source) to its LV through libdevmapper.
  * Returns 0 or an error with the message set. */
 int lv_resolve_disk(const lv_job *j, lv_origin *o);
-/* Runs lvm with argv (argv[0] == "lvm"); 0 when it ran and exited 0;
- * else an error with "what: <lvm's stderr>; hint" as message. */
 /* The message for a failed lvm run (rc, its cleaned stderr why) as lv_run
  * gives it; returns rc. */
 int lv_explain(const lv_job *j, int rc, const char *why, const char *what, const char *hint);
+/* Runs lvm with argv (argv[0] == "lvm"); 0 when it ran and exited 0;
+ * else an error with "what: <lvm's stderr>; hint" as message. */
 int lv_run(const lv_job *j, const char *const argv[], vmsnap_line_fn *line, void *user,
            char **out, const char *what, const char *hint);
 /* The same without a message: lvm's cleaned stderr in why (the rc says
