@@ -311,6 +311,34 @@ mount_img() {
 
 # wait_for_glob TIMEOUT_S PID PATTERN: waits until a file matching PATTERN
 # exists (returns 0), PID exits or TIMEOUT passes (returns 1).
+# hold_image IMG: a qemu-io that holds the qcow2 IMG open (and locked) until
+# `release_image`; HOLDER is its pid, fd 9 its stdin. Waits for its fd on
+# IMG in /proc rather than probing with qemu-img: a probe's shared lock,
+# taken while qemu-io opens, can make qemu-io's own open fail.
+hold_image() {
+  local img f
+  img=$(readlink -f "$1")
+  mkfifo "$T/holder.fifo"
+  qemu-io -f qcow2 "$1" <"$T/holder.fifo" >"$T/holder.out" 2>&1 &
+  HOLDER=$!
+  it_on_cleanup "kill $HOLDER"
+  exec 9>"$T/holder.fifo"
+  for _ in $(seq 200); do
+    for f in /proc/"$HOLDER"/fd/*; do
+      [ "$(readlink "$f" 2>/dev/null)" = "$img" ] && return 0
+    done
+    sleep 0.05
+  done
+  cat "$T/holder.out" >&2
+  fail "qemu-io did not open $img"
+}
+release_image() {
+  echo quit >&9
+  exec 9>&-
+  wait "$HOLDER" || true
+  rm -f "$T/holder.fifo"
+}
+
 wait_for_glob() {
   local deadline=$((SECONDS + $1)) pid=$2 pat=$3 f
   while [ $SECONDS -lt $deadline ]; do

@@ -233,22 +233,12 @@ note "a chain changed behind vmsnap's back is refused"
 # ---- refusals: nothing changed -------------------------------------------------------
 BUSY=$T/busy.qcow2
 new_image "$BUSY"
-mkfifo "$T/holder.fifo"
-qemu-io -f qcow2 "$BUSY" <"$T/holder.fifo" >"$T/holder.out" 2>&1 &
-HOLDER=$!
-it_on_cleanup "kill $HOLDER"
-exec 9>"$T/holder.fifo"
-for _ in $(seq 200); do
-  qemu-img info -f qcow2 "$BUSY" >/dev/null 2>&1 || break
-  sleep 0.05
-done
+hold_image "$BUSY"
 sum=$(sha "$BUSY")
 expect 4 "external create while qemu-io holds the image" -- \
   create busy --name b1 --disk "vda=$BUSY,format=qcow2,mode=external"
 err_has "qemu-io|lock|in use" "the refusal names the holder or the lock"
-echo quit >&9
-exec 9>&-
-wait "$HOLDER" || true
+release_image
 assert_eq "$(sha "$BUSY")" "$sum" "the refused create changed the image"
 assert_eq "$(layers "$BUSY")" - "the refused create left a layer"
 

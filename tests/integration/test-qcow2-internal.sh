@@ -239,15 +239,7 @@ BUSY=$T/busy.qcow2
 new_image "$BUSY"
 write_pat "$BUSY" 0x11
 ok "create b1" create busy --name b1 --disk "vda=$BUSY,format=qcow2"
-mkfifo "$T/holder.fifo"
-qemu-io -f qcow2 "$BUSY" <"$T/holder.fifo" >"$T/holder.out" 2>&1 &
-HOLDER=$!
-it_on_cleanup "kill $HOLDER"
-exec 9>"$T/holder.fifo"
-for _ in $(seq 200); do
-  qemu-img info -f qcow2 "$BUSY" >/dev/null 2>&1 || break
-  sleep 0.05
-done
+hold_image "$BUSY"
 ! qemu-img info -f qcow2 "$BUSY" >/dev/null 2>&1 || fail "qemu-io did not lock $BUSY"
 before=$(tag_list "$BUSY")
 expect 4 "create while qemu-io holds the image" -- create busy --name b2
@@ -261,9 +253,7 @@ out_has "b1" "list shows b1"
 expect 4 "delete while qemu-io holds the image" -- delete busy b1
 err_has "in use by another process" "the refusal says the image is in use"
 assert_no_journal busy "the refused delete"
-echo quit >&9
-exec 9>&-
-wait "$HOLDER" || true
+release_image
 assert_eq "$(tag_list "$BUSY")" "$before" "snapshots after the refused ops"
 assert_eq "$(names busy)" b1 "recorded snapshots after the refused ops"
 qcheck "$BUSY" "after the refused ops"
