@@ -20,7 +20,8 @@ typedef struct create_state {
   vs_err *err;
   domain_ref *dom;
   store_domain *sd;
-  json_t *snaps;   /* existing snapshot documents */
+  json_t *snaps;   /* existing snapshot documents; NULL until needed when
+                     the index answers what a create asks (load_snapshots) */
   json_t *disks;   /* resolved disk documents */
   json_t *doc;     /* the new snapshot */
   json_t *journal;
@@ -111,11 +112,28 @@ static int run_transaction(create_state *c)
   return rc;
 }
 
+/* A create that names its snapshot asks of the others only whether the
+ * name is taken and its parent's name: the index answers both when it
+ * describes the directory as it is, so no document is made (flat in the
+ * number of snapshots). Anything else loads them: a default name, a
+ * backend that asks for its siblings or updates another snapshot. */
+static int load_snapshots(create_state *c)
+{
+  if (c->op->name && store_index_trusted(c->sd)) return 0;
+  return store_snapshots(c->sd, &c->snaps, c->err);
+}
+
+static int name_taken(create_state *c, const char *name)
+{
+  return c->snaps ? store_find_by_name(c->snaps, name) != NULL
+                  : store_index_uuid_named(c->sd, name) != NULL;
+}
+
 static int pick_name(create_state *c)
 {
   const char *name = c->op->name;
   if (name) {
-    if (store_find_by_name(c->snaps, name))
+    if (name_taken(c, name))
       return err_set(c->err, VMSNAP_E_EXISTS,
                      "domain %s already has a snapshot named '%s'; pick another name or delete "
                      "it first", c->dom->key, name);
@@ -255,6 +273,16 @@ static int record(create_state *c)
   return rc;
 }
 
+/* The new snapshot as the caller gets it, its parent named. */
+static vmsnap_snapshot *result_of(create_state *c)
+{
+  const char *parent = jstr(c->doc, "parent");
+  const char *known = parent && !c->snaps ? store_index_name_of(c->sd, parent) : NULL;
+  if (!parent || known) return snapshot_result_named(c->doc, known);
+  if (!c->snaps) store_snapshots(c->sd, &c->snaps, &(vs_err){0}); /* no array: no name */
+  return snapshot_result(c->doc, c->snaps);
+}
+
 static int create_body(vmsnap_op *op)
 {
   create_state c = {.op = op, .err = &op->err};
@@ -272,7 +300,7 @@ static int create_body(vmsnap_op *op)
   if (!rc) rc = store_open(op->ctx, c.dom->key, STORE_CREATE, &c.sd, c.err);
   op->store = c.sd;
   if (!rc) rc = store_check_no_journal(c.sd, c.err);
-  if (!rc) rc = store_load_snapshots(c.sd, &c.snaps, c.err);
+  if (!rc) rc = load_snapshots(&c);
   if (!rc) rc = check_request(&c);
   if (!rc) rc = pick_name(&c);
   if (!rc) rc = resolve_disks(&c);
@@ -285,7 +313,7 @@ static int create_body(vmsnap_op *op)
   }
   if (!rc) rc = record(&c);
   if (!rc) {
-    op_add_result(op, snapshot_result(c.doc, c.snaps));
+    op_add_result(op, result_of(&c));
   }
   disks_inuse_finish(c.inuse, &(vs_err){0}); /* stopped early: wait for the scan */
   jobs_free(c.jobs, c.njobs);

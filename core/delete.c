@@ -14,7 +14,8 @@ typedef struct delete_state {
   vs_err *err;
   domain_ref *dom;
   store_domain *sd;
-  json_t *snaps;
+  json_t *snaps;   /* every document, or only the family (store_load_family) */
+  int family_only;
   json_t *victims; /* uuids, children before parents */
 } delete_state;
 
@@ -56,10 +57,15 @@ static int reparent(store_domain *sd, json_t *snaps, const char *uuid, vs_err *e
   return 0;
 }
 
-/* Removes one victim's storage objects and metadata. */
-int delete_one(vmsnap_op *op, store_domain *sd, json_t *snaps, json_t *journal,
-               const char *uuid, unsigned job_flags, int metadata_only, vs_err *err)
+/* Removes one victim's storage objects and metadata. snaps holds every
+ * document, or (family_only) the victim and its children: what else a
+ * backend asks for (its siblings, another snapshot to update) the store
+ * then loads on demand. */
+int delete_one(vmsnap_op *op, store_domain *sd, json_t *snaps, int family_only,
+               json_t *journal, const char *uuid, unsigned job_flags, int metadata_only,
+               vs_err *err)
 {
+  json_t *others = family_only ? NULL : snaps;
   json_t *doc = store_find_by_uuid(snaps, uuid);
   if (!doc) return 0; /* already gone (recover repeating a delete) */
   /* The updates and the re-parented documents are one batch (recover
@@ -69,11 +75,11 @@ int delete_one(vmsnap_op *op, store_domain *sd, json_t *snaps, json_t *journal,
   if (!metadata_only) {
     vmsnap_job **jobs;
     size_t n;
-    int rc = jobs_for_snapshot(op, doc, snaps, VMSNAP_JOB_DELETE, job_flags, &jobs, &n, err);
+    int rc = jobs_for_snapshot(op, doc, others, VMSNAP_JOB_DELETE, job_flags, &jobs, &n, err);
     if (!rc) {
       op_set_phase(op, "delete", n);
       rc = jobs_run(jobs, n, STEP_REMOVE, NULL, err);
-      if (!rc) rc = apply_other_updates(sd, snaps, jobs, n, journal, err);
+      if (!rc) rc = apply_other_updates(sd, others, jobs, n, journal, err);
     }
     jobs_free(jobs, n);
     if (rc) return store_batch_end(sd, rc, err);
@@ -101,7 +107,8 @@ static int prepare_victims(delete_state *c)
     json_t *doc = store_find_by_uuid(c->snaps, json_string_value(v));
     vmsnap_job **jobs;
     size_t n;
-    int rc = jobs_for_snapshot(c->op, doc, c->snaps, VMSNAP_JOB_DELETE, 0, &jobs, &n, c->err);
+    int rc = jobs_for_snapshot(c->op, doc, c->family_only ? NULL : c->snaps, VMSNAP_JOB_DELETE,
+                               0, &jobs, &n, c->err);
     if (!rc) {
       op_set_phase(c->op, "prepare", n);
       rc = jobs_run(jobs, n, STEP_PREPARE, NULL, c->err);
@@ -116,7 +123,11 @@ static int delete_body(vmsnap_op *op)
 {
   delete_state c = {.op = op, .err = &op->err, .victims = json_array()};
   json_t *doc = NULL, *journal = NULL;
-  int rc = open_for_write(op, &c.dom, &c.sd, &c.snaps);
+  /* Deleting one snapshot needs its document and its children's (they
+   * are re-parented); deleting a subtree needs them all. */
+  const char *family = op->flags & (VMSNAP_DELETE_CHILDREN | VMSNAP_DELETE_CHILDREN_ONLY)
+                       ? NULL : op->name;
+  int rc = open_for_write(op, family, &c.dom, &c.sd, &c.snaps, &c.family_only);
   if (!rc && !(doc = find_snapshot(c.sd, c.snaps, c.dom->key, op->name, c.err))) rc = c.err->code;
   if (rc) goto out;
   const char *uuid = jstr(doc, "uuid");
@@ -141,7 +152,7 @@ static int delete_body(vmsnap_op *op)
   size_t i;
   json_t *v;
   json_array_foreach(c.victims, i, v) {
-    rc = delete_one(op, c.sd, c.snaps, journal, json_string_value(v), 0,
+    rc = delete_one(op, c.sd, c.snaps, c.family_only, journal, json_string_value(v), 0,
                     op->flags & VMSNAP_DELETE_METADATA_ONLY, c.err);
     if (rc) {
       err_wrap(c.err, "delete stopped: fix the cause and run snapctl recover %s to finish it: ",

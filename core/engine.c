@@ -55,12 +55,14 @@ void jobs_free(vmsnap_job **jobs, size_t n)
 int apply_updates(store_domain *sd, json_t *snaps, json_t *updates, vs_err *err)
 {
   size_t i;
-  json_t *u;
+  json_t *u, *loaded = NULL;
+  int rc = !snaps && json_array_size(updates) ? store_snapshots(sd, &loaded, err) : 0;
+  if (rc) return rc;
+  if (loaded) snaps = loaded;
   json_array_foreach(updates, i, u) {
     json_t *doc = store_find_by_uuid(snaps, jstr(u, "uuid"));
     if (!doc) continue; /* deleted meanwhile: nothing to update */
-    int rc = store_doc(sd, doc, err);
-    if (rc) return rc;
+    if ((rc = store_doc(sd, doc, err))) break;
     size_t k;
     json_t *disk;
     json_array_foreach(json_object_get(doc, "disks"), k, disk) {
@@ -69,9 +71,10 @@ int apply_updates(store_domain *sd, json_t *snaps, json_t *updates, vs_err *err)
       if (!data) json_object_set_new(disk, "data", data = json_object());
       json_object_set(data, jstr(u, "key"), json_object_get(u, "value"));
     }
-    if ((rc = store_write_snapshot(sd, doc, err))) return rc;
+    if ((rc = store_write_snapshot(sd, doc, err))) break;
   }
-  return 0;
+  json_decref(loaded);
+  return rc;
 }
 
 int apply_other_updates(store_domain *sd, json_t *snaps, vmsnap_job **jobs, size_t n,
@@ -135,8 +138,10 @@ json_t *journal_new(const char *op, json_t *snapshot_doc)
                    "phase", "start");
 }
 
-int open_for_write(vmsnap_op *op, domain_ref **domp, store_domain **sdp, json_t **snapsp)
+int open_for_write(vmsnap_op *op, const char *family, domain_ref **domp, store_domain **sdp,
+                   json_t **snapsp, int *family_only)
 {
+  if (family_only) *family_only = 0;
   vs_err *err = &op->err;
   int rc = domain_resolve(op->ctx, op->domain, domp, err);
   if (rc) return rc;
@@ -145,6 +150,10 @@ int open_for_write(vmsnap_op *op, domain_ref **domp, store_domain **sdp, json_t 
   op->store = *sdp; /* cleared by the body before it closes it */
   if (!rc) op->dom_disks = json_incref(json_object_get((*sdp)->doc, "disks"));
   if (!rc) rc = store_check_no_journal(*sdp, err);
+  if (!rc && family && (rc = store_load_family(*sdp, family, snapsp, err)) >= 0) {
+    if (family_only) *family_only = rc;
+    if (rc) return 0;
+  }
   if (!rc) rc = store_load_snapshots(*sdp, snapsp, err);
   return rc;
 }
@@ -173,11 +182,16 @@ int snapshot_has_children(json_t *snaps, const char *uuid)
 vmsnap_snapshot *snapshot_result(json_t *doc, json_t *snaps)
 {
   /* One parent to look up: a search, not an index of every snapshot. */
-  json_t *index = json_object();
   const char *parent = jstr(doc, "parent");
   json_t *p = parent ? store_find_by_uuid(snaps, parent) : NULL;
-  if (p) json_object_set(index, parent, p);
-  vmsnap_snapshot *s = snapshot_for_result(doc, index, jstr(doc, "uuid"));
-  json_decref(index);
+  return snapshot_result_named(doc, p ? jstr(p, "name") : NULL);
+}
+
+vmsnap_snapshot *snapshot_result_named(json_t *doc, const char *parent_name)
+{
+  vmsnap_snapshot *s = snapshot_wrap(json_incref(doc));
+  if (!s) return NULL;
+  s->parent_name = parent_name ? xstrdup(parent_name) : NULL;
+  s->current = jstr(doc, "uuid") != NULL;
   return s;
 }

@@ -22,6 +22,8 @@ int apply_updates(store_domain *sd, json_t *snaps, json_t *updates, vs_err *err)
 
 /* The result of create or revert: doc, now current. */
 vmsnap_snapshot *snapshot_result(json_t *doc, json_t *snaps);
+/* The same with the parent's name known already. */
+vmsnap_snapshot *snapshot_result_named(json_t *doc, const char *parent_name);
 /* {uuid: document} over an array of snapshot documents. */
 json_t *snapshots_by_uuid(json_t *snaps);
 /* A result snapshot for the user, with parent name (looked up in by_uuid,
@@ -34,8 +36,11 @@ struct inuse_check;
  * (*inuse, taken; NULL: none): nothing on storage changes before its
  * verdict, and a refusal clears the journal again. */
 int journal_begin(store_domain *sd, json_t *journal, struct inuse_check **inuse, vs_err *err);
-/* Opens the domain for writing and refuses when a journal is pending. */
-int open_for_write(vmsnap_op *op, domain_ref **domp, store_domain **sdp, json_t **snapsp);
+/* Opens the domain for writing and refuses when a journal is pending.
+ * *snapsp gets every document, or with family (a snapshot name) only that
+ * snapshot's and its children's when the index can tell (*family_only). */
+int open_for_write(vmsnap_op *op, const char *family, domain_ref **domp, store_domain **sdp,
+                   json_t **snapsp, int *family_only);
 int snapshot_has_children(json_t *snaps, const char *uuid);
 /* The snapshot named name, made whole; NULL with err set when none. */
 json_t *find_snapshot(store_domain *sd, json_t *snaps, const char *domain, const char *name,
@@ -43,7 +48,8 @@ json_t *find_snapshot(store_domain *sd, json_t *snaps, const char *domain, const
 
 /* Removes one snapshot's storage objects (unless metadata_only), re-parents
  * its children, moves "current", removes its document. Idempotent. */
-int delete_one(vmsnap_op *op, store_domain *sd, json_t *snaps, json_t *journal,
-               const char *uuid, unsigned job_flags, int metadata_only, vs_err *err);
+int delete_one(vmsnap_op *op, store_domain *sd, json_t *snaps, int family_only,
+               json_t *journal, const char *uuid, unsigned job_flags, int metadata_only,
+               vs_err *err);
 
 #endif

@@ -172,9 +172,19 @@ static int host_set_other(vmsnap_job *job, const char *uuid, const char *key, co
 static int host_siblings(vmsnap_job *job, vmsnap_sibling_fn *fn, void *user)
 {
   const char *self = job->info.snapshot_uuid;
-  if (job->op->store)
-    return store_siblings(job->op->store, job->siblings, self, job->disk.target,
-                          job->pl->ops.name, fn, user);
+  if (job->op->store) {
+    /* A create loads the documents only when something asks for them. */
+    json_t *snaps = json_incref(job->siblings);
+    vs_err err = {0};
+    if (!snaps && store_snapshots(job->op->store, &snaps, &err)) {
+      op_warn(job->op, "%s", err.msg);
+      return err.code;
+    }
+    int rc = store_siblings(job->op->store, snaps, self, job->disk.target, job->pl->ops.name, fn,
+                            user);
+    json_decref(snaps);
+    return rc;
+  }
   size_t i;
   json_t *doc;
   json_array_foreach(job->siblings, i, doc) {

@@ -7,8 +7,10 @@
 #include "engine.h"
 
 /* Every backend data value recorded for each disk target, as
- * {target: {value: true}}: an object a backend lists is vmsnap's when its
- * name is one of these for the same disk. Built once (hash lookups). */
+ * {target: {value: [disk…]}}: an object a backend lists is vmsnap's when
+ * its name is one of these for the same disk, and what the backend says of
+ * it goes to those disks. Built once, so matching a listing is a hash lookup
+ * per object, not a walk of every snapshot (quadratic at 500). */
 static json_t *recorded_values(json_t *snaps)
 {
   json_t *set = json_object();
@@ -20,7 +22,13 @@ static json_t *recorded_values(json_t *snaps)
       json_t *v, *values = json_object_get(set, target ? target : "");
       if (!values) json_object_set_new(set, target ? target : "", values = json_object());
       json_object_foreach(json_object_get(disk, "data"), key, v)
-        if (json_is_string(v)) json_object_set_new(values, json_string_value(v), json_true());
+        if (json_is_string(v)) {
+          json_t *disks = json_object_get(values, json_string_value(v));
+          size_t n = json_array_size(disks);
+          if (!disks) json_object_set_new(values, json_string_value(v), disks = json_array());
+          if (n == 0 || json_array_get(disks, n - 1) != disk) /* a value twice in one disk */
+            json_array_append(disks, disk);
+        }
     }
   }
   return set;
@@ -42,25 +50,14 @@ static json_t *foreign_doc(const char *domain, json_t *disk, json_t *entry)
 /* What the backend said of a recorded snapshot's object (how full an LVM
  * snapshot is, that it overflowed…): shown as the disk's "status" in list
  * and info, never stored. */
-static void attach_status(json_t *snaps, const char *target, json_t *entry)
+static void attach_status(json_t *disks, json_t *entry)
 {
-  const char *object = jstr(entry, "object");
-  size_t i, k;
-  json_t *d, *disk;
-  json_array_foreach(snaps, i, d) {
-    json_array_foreach(json_object_get(d, "disks"), k, disk) {
-      const char *key;
-      json_t *v;
-      if (!jstr(disk, "target") || strcmp(jstr(disk, "target"), target)) continue;
-      json_object_foreach(json_object_get(disk, "data"), key, v)
-        if (json_is_string(v) && !strcmp(json_string_value(v), object)) {
-          json_object_set_new(disk, "status",
-                              json_pack("{s:O, s:O*}", "used", json_object_get(entry, "size"),
-                                        "note", json_object_get(entry, "note")));
-          break;
-        }
-    }
-  }
+  size_t i;
+  json_t *disk;
+  json_array_foreach(disks, i, disk)
+    json_object_set_new(disk, "status",
+                        json_pack("{s:O, s:O*}", "used", json_object_get(entry, "size"), "note",
+                                  json_object_get(entry, "note")));
 }
 
 /* Asks each remembered disk's backend what is on storage. out NULL: only
@@ -81,8 +78,10 @@ static void add_foreign(vmsnap_op *op, store_domain *sd, json_t *snaps, json_t *
       size_t k;
       json_t *e;
       json_array_foreach(job->entries, k, e) {
-        if (json_object_get(json_object_get(known, jstr(disk, "target")), jstr(e, "object")))
-          attach_status(snaps, jstr(disk, "target"), e);
+        json_t *mine = json_object_get(json_object_get(known, jstr(disk, "target")),
+                                       jstr(e, "object"));
+        if (mine)
+          attach_status(mine, e);
         else if (out)
           json_array_append_new(out, foreign_doc(sd->name, disk, e));
       }

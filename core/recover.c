@@ -60,7 +60,7 @@ static int recover_delete(vmsnap_op *op, store_domain *sd, json_t *j, vs_err *er
   json_t *v;
   json_array_foreach(json_object_get(j, "victims"), i, v) {
     if (rc) break;
-    rc = delete_one(op, sd, snaps, j, json_string_value(v), VMSNAP_JOB_RECOVERY,
+    rc = delete_one(op, sd, snaps, 0, j, json_string_value(v), VMSNAP_JOB_RECOVERY,
                     json_is_true(json_object_get(j, "metadata_only")), err);
   }
   json_decref(snaps);

@@ -17,11 +17,19 @@ typedef struct revert_state {
   domain_ref *dom;
   store_domain *sd;
   json_t *snaps, *doc, *journal;
+  int family_only; /* snaps holds only doc and its children */
   vmsnap_job **jobs;
   size_t njobs;
   int *staged;
   inuse_check *inuse; /* running while prepare and the journal write */
 } revert_state;
+
+/* Every other document, when loaded; NULL: the store loads them when a
+ * backend asks (its siblings, another snapshot to update). */
+static json_t *others(revert_state *c)
+{
+  return c->family_only ? NULL : c->snaps;
+}
 
 /* Refuses up front what one backend cannot do safely. */
 static int check_capabilities(revert_state *c)
@@ -75,7 +83,8 @@ static int check_disk_set(revert_state *c)
 static int stage(revert_state *c)
 {
   unsigned jf = (c->op->flags & VMSNAP_REVERT_FORCE) ? VMSNAP_JOB_FORCE : 0;
-  int rc = jobs_for_snapshot(c->op, c->doc, c->snaps, VMSNAP_JOB_REVERT, jf, &c->jobs, &c->njobs, c->err);
+  int rc = jobs_for_snapshot(c->op, c->doc, others(c), VMSNAP_JOB_REVERT, jf, &c->jobs, &c->njobs,
+                             c->err);
   if (!rc) rc = check_capabilities(c);
   if (!rc) rc = check_disk_set(c);
   if (rc) return rc;
@@ -121,7 +130,7 @@ static int finish(revert_state *c)
   crashpoint("revert:finished");
   /* One batch: recover writes all of it again after a crash. */
   store_batch_begin(c->sd);
-  rc = apply_other_updates(c->sd, c->snaps, c->jobs, c->njobs, c->journal, c->err);
+  rc = apply_other_updates(c->sd, others(c), c->jobs, c->njobs, c->journal, c->err);
   /* What a backend recorded while reverting (a new id…) is kept. */
   if (!rc) rc = store_write_snapshot(c->sd, c->doc, c->err);
   json_object_set(c->sd->doc, "current", json_object_get(c->doc, "uuid"));
@@ -146,14 +155,22 @@ static int check_stopped(revert_state *c)
 static int revert_body(vmsnap_op *op)
 {
   revert_state c = {.op = op, .err = &op->err};
-  int rc = open_for_write(op, &c.dom, &c.sd, &c.snaps);
+  /* The snapshot and its children (revert-keeps-newer) are all a revert
+   * looks at itself. */
+  int rc = open_for_write(op, op->name, &c.dom, &c.sd, &c.snaps, &c.family_only);
   if (!rc) rc = check_stopped(&c);
   if (!rc && !(c.doc = find_snapshot(c.sd, c.snaps, c.dom->key, op->name, c.err))) rc = c.err->code;
   if (!rc && json_is_true(json_object_get(c.doc, "foreign")))
     rc = err_set(c.err, VMSNAP_E_UNSUPPORTED, "snapshot '%s' was not made by vmsnap", op->name);
   if (!rc) rc = stage(&c);
   if (!rc) rc = finish(&c);
-  if (!rc) op_add_result(op, snapshot_result(c.doc, c.snaps));
+  if (!rc && c.family_only) {
+    const char *parent = jstr(c.doc, "parent");
+    op_add_result(op, snapshot_result_named(c.doc, parent ? store_index_name_of(c.sd, parent)
+                                                          : NULL));
+  } else if (!rc) {
+    op_add_result(op, snapshot_result(c.doc, c.snaps));
+  }
   disks_inuse_finish(c.inuse, &(vs_err){0}); /* stopped early: wait for the scan */
   jobs_free(c.jobs, c.njobs);
   free(c.staged);

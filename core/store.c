@@ -73,6 +73,7 @@ int store_open(vmsnap_ctx *ctx, const char *domain, int mode, store_domain **out
   d->ctx = ctx;
   d->dirfd = d->snapdirfd = d->lockfd = d->journal_fd = -1;
   pthread_mutex_init(&d->ents_lock, NULL);
+  pthread_mutex_init(&d->snaps_lock, NULL);
   d->name = xstrdup(domain);
   d->dir = xasprintf("%s/domains/%s", ctx->state_dir, domain);
   int tries = 0;
@@ -175,8 +176,10 @@ void store_close(store_domain *d)
   fs_batch_discard(&d->batch); /* never committed: an error path */
   json_decref(d->batch_docs);
   if (d->snapdirfd >= 0) store_index_save(d);
+  json_decref(d->snaps);
   store_index_free(d);
   pthread_mutex_destroy(&d->ents_lock);
+  pthread_mutex_destroy(&d->snaps_lock);
   if (d->journal_fd >= 0) close(d->journal_fd);
   if (d->lockfd >= 0) close(d->lockfd); /* releases the flock */
   if (d->snapdirfd >= 0) close(d->snapdirfd);
@@ -228,14 +231,10 @@ static int by_ctime(const void *a, const void *b)
   return strcmp(x->name, y->name);
 }
 
-int store_load_snapshots(store_domain *d, json_t **arr, vs_err *err)
+/* docs in creation order, as an array (docs freed, their references moved). */
+static int ordered(store_loaded *docs, size_t n, json_t **arr, vs_err *err)
 {
-  store_loaded *docs;
-  size_t n;
-  *arr = NULL;
-  int rc = store_index_load(d, &docs, &n, err);
-  if (rc) return rc;
-  qsort(docs, n, sizeof *docs, by_ctime);
+  if (n) qsort(docs, n, sizeof *docs, by_ctime);
   json_t *out = json_array();
   for (size_t i = 0; i < n; i++) {
     if (out) json_array_append(out, docs[i].doc);
@@ -245,6 +244,34 @@ int store_load_snapshots(store_domain *d, json_t **arr, vs_err *err)
   if (!out) return err_set(err, VMSNAP_E_NOMEM, "out of memory");
   *arr = out;
   return 0;
+}
+
+int store_load_snapshots(store_domain *d, json_t **arr, vs_err *err)
+{
+  store_loaded *docs;
+  size_t n;
+  *arr = NULL;
+  int rc = store_index_load(d, &docs, &n, err);
+  return rc ? rc : ordered(docs, n, arr, err);
+}
+
+int store_load_family(store_domain *d, const char *name, json_t **arr, vs_err *err)
+{
+  store_loaded *docs;
+  size_t n;
+  *arr = NULL;
+  int rc = store_index_family(d, name, &docs, &n, err);
+  if (rc <= 0) return rc;
+  return (rc = ordered(docs, n, arr, err)) ? rc : 1;
+}
+
+int store_snapshots(store_domain *d, json_t **arr, vs_err *err)
+{
+  pthread_mutex_lock(&d->snaps_lock);
+  int rc = d->snaps ? 0 : store_load_snapshots(d, &d->snaps, err);
+  *arr = rc ? NULL : json_incref(d->snaps);
+  pthread_mutex_unlock(&d->snaps_lock);
+  return rc;
 }
 
 /* What the index needs of a document as it is written now. */

@@ -61,9 +61,13 @@ typedef struct store_domain {
   store_entry *ents;  /* every document loaded, light or whole */
   size_t nents, capents;
   int all_expanded;
+  size_t nwhole;      /* how many of ents are whole */
+  size_t nents_before; /* ents when the load in progress began */
   store_entry **ents_by_doc; /* ents sorted by document, for host->siblings */
   int ents_sorted;
   pthread_mutex_t ents_lock; /* host->siblings runs on job threads */
+  json_t *snaps;      /* every document, once an op needed them (store_snapshots) */
+  pthread_mutex_t snaps_lock;
 
   /* <dir>/journal (store_journal.c): which slot holds the record in
    * force, its seq, the slot size; read once under the lock. */
@@ -109,6 +113,17 @@ int store_batch_end(store_domain *d, int rc, vs_err *err);
  * document may be LIGHT: only uuid, name and parent until store_doc
  * reads the rest (store_write_snapshot does it itself). */
 int store_load_snapshots(store_domain *d, json_t **arr, vs_err *err);
+/* The snapshot named name, whole, and its children (whole too, ordered by
+ * creation time), read alone when the index describes the directory as it
+ * is: an op on one snapshot reads its documents, not every one. Returns 1
+ * with *arr set (empty when there is no such snapshot), 0 when every
+ * document must be loaded instead, or an error. Documents loaded later by
+ * the same store are these same objects. */
+int store_load_family(store_domain *d, const char *name, json_t **arr, vs_err *err);
+/* store_load_snapshots on first need, then the same array again (a new
+ * reference): for an op that may need no more than the index tells
+ * (store_index_trusted). Thread-safe. */
+int store_snapshots(store_domain *d, json_t **arr, vs_err *err);
 /* Makes doc (from store_load_snapshots of d) whole; others are left
  * alone. Thread-safe. */
 int store_doc(store_domain *d, json_t *doc, vs_err *err);
@@ -152,6 +167,16 @@ typedef struct store_loaded {
   const char *name;
 } store_loaded;
 int store_index_load(store_domain *d, store_loaded **docs, size_t *n, vs_err *err);
+/* Reads the index and makes no document: 1 when it describes the
+ * snapshots directory as it is, so the lookups below answer for every
+ * document; 0 when the documents must be loaded to know. */
+int store_index_trusted(store_domain *d);
+const char *store_index_uuid_named(store_domain *d, const char *name); /* NULL: none */
+const char *store_index_name_of(store_domain *d, const char *uuid);    /* NULL: none */
+/* store_load_family's documents, unordered: 1, or 0 when the index is
+ * not trusted (and nothing is loaded). */
+int store_index_family(store_domain *d, const char *name, store_loaded **docs, size_t *n,
+                       vs_err *err);
 void store_index_changing(store_domain *d); /* before a document changes */
 void store_index_written(store_domain *d, const char *file, json_t *doc);
 void store_index_removed(store_domain *d, const char *file);

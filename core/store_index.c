@@ -201,13 +201,22 @@ static int next_field(char **p, char **out)
   return 1;
 }
 
+/* A whole field of decimal digits, optionally negative (what put_int
+ * writes). By hand: strtoll's locale and base handling was the largest
+ * cost of reading the index (six numbers a line). */
 static int parse_int(const char *s, int64_t *out)
 {
-  char *end;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  if (errno || end == s || *end) return 0;
-  *out = v;
+  int neg = *s == '-';
+  uint64_t v = 0;
+  const char *p = s + neg;
+  if (!*p) return 0;
+  for (; *p; p++) {
+    unsigned dgt = (unsigned)(*p - '0');
+    if (dgt > 9 || v > (UINT64_MAX - dgt) / 10) return 0;
+    v = v * 10 + dgt;
+  }
+  if (v > (uint64_t)INT64_MAX + neg) return 0;
+  *out = neg ? (int64_t)(0 - v) : (int64_t)v;
   return 1;
 }
 
@@ -280,7 +289,12 @@ static void index_read(store_domain *d)
     free(buf);
     return;
   }
-  qsort(known, n, sizeof *known, by_file);
+  /* Written sorted: a look at each pair costs less than the sort. */
+  for (size_t s = 1; s < n; s++)
+    if (strcmp(known[s - 1].file, known[s].file) >= 0) {
+      qsort(known, n, sizeof *known, by_file);
+      break;
+    }
   d->known = known;
   d->nknown = n;
   d->index_text = buf;
@@ -306,22 +320,28 @@ static store_known *known_find(store_domain *d, const char *file)
   return d->nknown ? bsearch(&key, d->known, d->nknown, sizeof key, by_file) : NULL;
 }
 
-/* Adds or replaces the record of file (k's strings owned by k->mem). */
+/* Adds or replaces the record of file (k's strings owned by k->mem),
+ * keeping known sorted: a binary search, not a sort per document written. */
 static void known_put(store_domain *d, store_known *k)
 {
-  store_known *old = NULL;
-  for (size_t i = 0; i < d->nknown && !old; i++)
-    if (!strcmp(d->known[i].file, k->file)) old = &d->known[i];
-  if (old) {
-    free(old->mem);
-    *old = *k;
-  } else {
-    store_known *g = realloc(d->known, (d->nknown + 1) * sizeof *g);
-    if (!g) { free(k->mem); d->index_complete = 0; return; }
-    d->known = g;
-    d->known[d->nknown++] = *k;
+  size_t lo = 0, hi = d->nknown;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = strcmp(d->known[mid].file, k->file);
+    if (c == 0) {
+      free(d->known[mid].mem);
+      d->known[mid] = *k;
+      return;
+    }
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
   }
-  qsort(d->known, d->nknown, sizeof *d->known, by_file);
+  store_known *g = realloc(d->known, (d->nknown + 1) * sizeof *g);
+  if (!g) { free(k->mem); d->index_complete = 0; return; }
+  d->known = g;
+  memmove(&d->known[lo + 1], &d->known[lo], (d->nknown - lo) * sizeof *g);
+  d->known[lo] = *k;
+  d->nknown++;
 }
 
 static void known_drop(store_domain *d, const char *file)
@@ -352,14 +372,40 @@ static int track(store_domain *d, json_t *doc, const char *file, const char *dis
   }
   d->ents[d->nents++] = (store_entry){.doc = json_incref(doc), .file = f, .disks = s,
                                       .light = disks != NULL};
+  if (!disks) d->nwhole++;
   d->ents_sorted = 0;
   return 0;
+}
+
+/* A whole document of file this store already handed out: a load hands
+ * it out again, so that what an op changes in a snapshot meets in one
+ * document (an op that read a few documents may load the rest later). */
+static json_t *whole_loaded(store_domain *d, const char *file)
+{
+  /* Only what was loaded before this load began (a load adds no whole
+   * document twice): no quadratic scan of its own light ones. */
+  for (size_t i = 0; d->nwhole && i < d->nents_before; i++)
+    if (!d->ents[i].light && strcmp(d->ents[i].file, file) == 0) return d->ents[i].doc;
+  return NULL;
+}
+
+static void loaded_whole(store_loaded *out, json_t *doc)
+{
+  json_t *ctime = json_object_get(doc, "ctime");
+  const char *name = jstr(doc, "name");
+  *out = (store_loaded){json_incref(doc), json_integer_value(json_object_get(ctime, "sec")),
+                        json_integer_value(json_object_get(ctime, "nsec")), name ? name : ""};
 }
 
 /* The light document of a file the index describes as it is. */
 static int load_light(store_domain *d, store_known *k, store_loaded *out, vs_err *err)
 {
   k->used = 1;
+  json_t *whole = whole_loaded(d, k->file);
+  if (whole) {
+    loaded_whole(out, whole);
+    return 0;
+  }
   *out = (store_loaded){light_doc(k), k->csec, k->cnsec, k->name};
   if (!out->doc || track(d, out->doc, k->file, k->disks)) {
     json_decref(out->doc);
@@ -398,6 +444,12 @@ static int load_one(store_domain *d, const char *file, store_loaded *loaded, vs_
     return errno == ENOENT ? 0 : err_set(err, VMSNAP_E_IO, "cannot read %s/snapshots/%s: %s",
                                          d->dir, file, strerror(errno));
   store_known *k = known_find(d, file);
+  json_t *whole = whole_loaded(d, file);
+  if (whole) {
+    if (k) k->used = 1;
+    loaded_whole(loaded, whole);
+    return 0;
+  }
   if (k && k->ino == (uint64_t)st.st_ino && k->size == (uint64_t)st.st_size &&
       k->msec == (int64_t)st.st_mtim.tv_sec && k->mnsec == (int64_t)st.st_mtim.tv_nsec)
     return load_light(d, k, loaded, err);
@@ -416,22 +468,93 @@ static int load_one(store_domain *d, const char *file, store_loaded *loaded, vs_
     json_decref(*out);
     return err_set(err, VMSNAP_E_NOMEM, "out of memory");
   }
-  json_t *ctime = json_object_get(*out, "ctime");
-  const char *name = jstr(*out, "name");
-  *loaded = (store_loaded){*out, json_integer_value(json_object_get(ctime, "sec")),
-                           json_integer_value(json_object_get(ctime, "nsec")), name ? name : ""};
+  loaded_whole(loaded, *out);
+  json_decref(*out);
   return 0;
+}
+
+int store_index_trusted(store_domain *d)
+{
+  d->nents_before = d->nents;
+  known_clear(d);
+  index_read(d);
+  d->index_complete = 1;
+  d->index_dirty = d->nknown == 0;
+  return d->nknown && dir_unchanged(d);
+}
+
+/* The first in creation order, as a search of the loaded documents
+ * finds (names are unique unless a document was edited by hand). */
+static store_known *known_named(store_domain *d, const char *name)
+{
+  store_known *best = NULL;
+  for (size_t i = 0; i < d->nknown; i++) {
+    store_known *k = &d->known[i];
+    if (strcmp(k->name, name) == 0 &&
+        (!best || k->csec < best->csec || (k->csec == best->csec && k->cnsec < best->cnsec)))
+      best = k;
+  }
+  return best;
+}
+
+const char *store_index_uuid_named(store_domain *d, const char *name)
+{
+  store_known *k = known_named(d, name);
+  return k ? k->uuid : NULL;
+}
+
+int store_index_family(store_domain *d, const char *name, store_loaded **docsp, size_t *np,
+                       vs_err *err)
+{
+  *docsp = NULL;
+  *np = 0;
+  if (!store_index_trusted(d)) return 0;
+  store_known *named = known_named(d, name);
+  if (!named) return 1;
+  const char *uuid = named->uuid;
+  store_loaded *docs = NULL;
+  size_t n = 0;
+  int rc = 0;
+  for (size_t i = 0; !rc && i < d->nknown; i++) {
+    store_known *k = &d->known[i];
+    if (k != named && !(k->parent && strcmp(k->parent, uuid) == 0)) continue;
+    store_loaded *g = realloc(docs, (n + 1) * sizeof *g);
+    json_t *doc = NULL;
+    if (!g) { rc = err_set(err, VMSNAP_E_NOMEM, "out of memory"); break; }
+    docs = g;
+    if (!(doc = whole_loaded(d, k->file))) {
+      rc = fs_read_json(d->snapdirfd, k->file, &doc, err);
+      if (rc == VMSNAP_E_NOT_FOUND)
+        rc = err_set(err, VMSNAP_E_IO, "snapshot document %s/snapshots/%s was removed "
+                     "meanwhile; try again", d->dir, k->file);
+      if (!rc && track(d, doc, k->file, NULL)) rc = err_set(err, VMSNAP_E_NOMEM, "out of memory");
+      if (rc) { json_decref(doc); break; }
+      json_decref(doc); /* track holds it */
+    }
+    loaded_whole(&docs[n++], doc);
+  }
+  if (rc) {
+    while (n) json_decref(docs[--n].doc);
+    free(docs);
+    return rc;
+  }
+  *docsp = docs;
+  *np = n;
+  return 1;
+}
+
+const char *store_index_name_of(store_domain *d, const char *uuid)
+{
+  for (size_t i = 0; i < d->nknown; i++)
+    if (strcmp(d->known[i].uuid, uuid) == 0) return d->known[i].name;
+  return NULL;
 }
 
 int store_index_load(store_domain *d, store_loaded **docsp, size_t *np, vs_err *err)
 {
   *docsp = NULL;
   *np = 0;
-  known_clear(d);
-  index_read(d);
-  d->index_complete = 1;
-  d->index_dirty = d->nknown == 0;
-  if (d->nknown && dir_unchanged(d)) return load_trusted(d, docsp, np, err);
+  if (store_index_trusted(d)) return load_trusted(d, docsp, np, err);
   int fd = openat(d->snapdirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
   if (!dir) {
@@ -500,6 +623,7 @@ static int expand(store_domain *d, store_entry *e, vs_err *err)
   }
   json_decref(full);
   e->light = 0;
+  d->nwhole++;
   return 0;
 }
 
@@ -725,5 +849,5 @@ void store_index_free(store_domain *d)
   free(d->ents_by_doc);
   d->ents_by_doc = NULL;
   d->ents = NULL;
-  d->nents = d->capents = 0;
+  d->nents = d->capents = d->nwhole = 0;
 }

@@ -185,6 +185,35 @@ qcheck "$IMG" "after deleting everything"
 assert_no_journal vm "the deletes"
 note "delete middle / branch point / leaf / last: every snapshot's data intact"
 
+# ---- with an index: ops read only the documents they touch ---------------------------
+# From 32 snapshots the store keeps an index; a delete or revert then reads
+# the snapshot's document and its children's, and the rest only when the
+# backend asks (its siblings, the chain updates of a merge): the same
+# deletes must keep every byte.
+IDX=$T/idx.qcow2
+new_image "$IDX"
+write_pat "$IDX" 1
+keep_view "$IDX" "$T/ref-p0.qcow2"
+ok "index: p0" create idx --name p0 --disk "vda=$IDX,format=qcow2,mode=external"
+for i in $(seq 1 33); do
+  [ "$i" != 20 ] || { write_pat "$IDX" 0x20 2M; keep_view "$IDX" "$T/ref-p20.qcow2"; }
+  ok "index: p$i" create idx --name "p$i"
+done
+[ -s "$ST/domains/idx/snapshots/.index" ] || fail "no index with 34 snapshots"
+ok "index: revert to p20" revert idx p20
+same_view "$IDX" "$T/ref-p20.qcow2" "index: the disk after revert to p20"
+write_pat "$IDX" 0x44 4M
+keep_view "$IDX" "$T/ref-b1.qcow2"
+ok "index: b1 on a branch from p20" create idx --name b1
+ok "index: delete p21 (middle)" delete idx p21
+ok "index: delete p20 (two children)" delete idx p20
+ok "index: delete p33 (a leaf)" delete idx p33
+assert_eq "$(names idx | tr ' ' '\n' | grep -c .)" 32 "index: snapshots left"
+check_all idx "$IDX" "index" p22="$T/ref-p20.qcow2" p32="$T/ref-p20.qcow2" \
+  p19="$T/ref-p0.qcow2" p3="$T/ref-p0.qcow2" b1="$T/ref-b1.qcow2"
+assert_no_journal idx "the index deletes"
+note "with an index (34 snapshots): delete middle / branch point / leaf and revert keep every byte"
+
 # ---- internal and external mixed ---------------------------------------------------
 MIX=$T/mix.qcow2
 new_image "$MIX"

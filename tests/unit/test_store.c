@@ -531,6 +531,61 @@ static void test_index_trusted_while_dir_unchanged(void **state)
   store_close(d);
 }
 
+/* An op on one snapshot reads only its document and its children's
+ * while the index is trusted; what it loads later is the same objects
+ * (changes meet in one document); the index answers names. Once the
+ * directory changed behind the index, the family is not trusted. */
+static void test_index_family(void **state)
+{
+  fixture *f = *state;
+  store_domain *d;
+  vs_err err = {0};
+  json_t *fam = NULL, *all = NULL;
+  char path[4200], tmp[4300];
+  write_three(f, "ixf");
+  usleep(20000); /* clock ticks apart from the index's save (see above) */
+  assert_int_equal(store_open(f->ctx, "ixf", STORE_WRITE, &d, &err), 0);
+  assert_int_equal(store_load_family(d, "b", &fam, &err), 1);
+  assert_int_equal(json_array_size(fam), 2);
+  json_t *b = json_array_get(fam, 0), *c = json_array_get(fam, 1);
+  assert_string_equal(jstr(b, "name"), "b");
+  assert_string_equal(jstr(c, "name"), "c");
+  assert_non_null(json_object_get(b, "disks")); /* whole */
+  assert_non_null(json_object_get(c, "disks"));
+  assert_string_equal(store_index_uuid_named(d, "a"), "u-a");
+  assert_string_equal(store_index_name_of(d, "u-a"), "a");
+  assert_null(store_index_uuid_named(d, "zz"));
+  json_object_set_new(c, "parent", json_string("u-a")); /* as delete re-parents */
+  assert_int_equal(store_snapshots(d, &all, &err), 0);
+  assert_int_equal(json_array_size(all), 3 + FILL);
+  assert_ptr_equal(json_array_get(all, 1), b);
+  assert_ptr_equal(json_array_get(all, 2), c);
+  assert_string_equal(jstr(json_array_get(all, 2), "parent"), "u-a");
+  json_t *again = NULL;
+  assert_int_equal(store_snapshots(d, &again, &err), 0);
+  assert_ptr_equal(again, all); /* loaded once */
+  json_decref(again);
+  json_decref(all);
+  json_decref(fam);
+  assert_int_equal(store_load_family(d, "nosuch", &fam, &err), 1);
+  assert_int_equal(json_array_size(fam), 0);
+  json_decref(fam);
+  store_close(d);
+
+  /* A document replaced behind the store: the directory changed. */
+  snap_path(f, "ixf", "u-c.json", path, sizeof path);
+  snprintf(tmp, sizeof tmp, "%s.new", path);
+  json_t *nc = snap_doc("u-c", "c", "u-b", 3);
+  assert_int_equal(json_dump_file(nc, tmp, 0), 0);
+  json_decref(nc);
+  assert_int_equal(rename(tmp, path), 0);
+  assert_int_equal(store_open(f->ctx, "ixf", STORE_WRITE, &d, &err), 0);
+  fam = NULL;
+  assert_int_equal(store_load_family(d, "b", &fam, &err), 0);
+  assert_null(fam);
+  store_close(d);
+}
+
 /* A damaged index (torn, flipped byte, garbage) is ignored. */
 static void test_index_damaged(void **state)
 {
@@ -656,6 +711,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_index_write_light_keeps_document, setup, teardown),
     cmocka_unit_test_setup_teardown(test_index_disagrees_with_documents, setup, teardown),
     cmocka_unit_test_setup_teardown(test_index_damaged, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_index_family, setup, teardown),
     cmocka_unit_test_setup_teardown(test_fresh_domain_forgotten, setup, teardown),
     cmocka_unit_test_setup_teardown(test_index_trusted_while_dir_unchanged, setup, teardown),
     cmocka_unit_test_setup_teardown(test_index_reader_sees_file, setup, teardown),
