@@ -52,7 +52,16 @@ typedef struct store_domain {
   char *index_text;   /* the index read (known's strings point into it) */
   int index_complete; /* known describes every document file */
   int index_dirty;    /* the index on disk is missing or out of date */
-  int index_dropped;  /* removed before this session's first change */
+  int index_dropped;  /* out of its name before this session's first change */
+  int index_read_ok;  /* known came from an intact index file */
+  int index_rewrite;  /* known changed in ways the log does not hold: write it whole */
+  int index_aside;    /* the index read waits as .index.w, to be appended to */
+  size_t index_records;     /* records appended to the file read */
+  size_t index_records_new; /* this session's, in index_log */
+  size_t index_head_len;    /* its header line, stamp included */
+  uint64_t index_seq;       /* the journal's sequence when it was written */
+  char *index_log;          /* this session's records, for appending */
+  size_t index_log_len, index_log_cap;
   /* The snapshots directory as the index's writer left it (inode, mtime,
    * ctime): while it is unchanged, no file was added, removed or replaced
    * since, and the index is taken without a look at each file. */
@@ -154,6 +163,10 @@ int store_journal_clear(store_domain *d, vs_err *err);
 int store_check_no_journal(store_domain *d, vs_err *err);
 int store_journal_pending(store_domain *d); /* an intent, or a damaged journal */
 void store_journal_forget(store_domain *d); /* removes the (cleared) file */
+/* The sequence number of the journal's record in force (0: no journal
+ * file; UINT64_MAX: unreadable, or a legacy journal.json): changes with
+ * every journaled operation, durably. */
+uint64_t store_journal_seq(store_domain *d);
 
 /* Names of every domain in the state dir. */
 int store_list_domains(vmsnap_ctx *ctx, json_t **names, vs_err *err);

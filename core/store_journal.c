@@ -256,6 +256,17 @@ int store_check_no_journal(store_domain *d, vs_err *err)
   return err->code;
 }
 
+uint64_t store_journal_seq(store_domain *d)
+{
+  if (legacy_present(d)) return UINT64_MAX;
+  if (!d->journal_loaded) {
+    char *text = NULL;
+    if (journal_load(d, &text, &(vs_err){0})) return UINT64_MAX;
+    free(text);
+  }
+  return d->journal_seq;
+}
+
 void store_journal_forget(store_domain *d)
 {
   if (d->journal_fd >= 0) close(d->journal_fd);

@@ -586,6 +586,147 @@ static void test_index_family(void **state)
   store_close(d);
 }
 
+/* The records appended to the index file after its base. */
+static int appended_records(fixture *f, const char *dom)
+{
+  char path[4200];
+  size_t len, n, baselen;
+  snap_path(f, dom, ".index", path, sizeof path);
+  char *text = slurp(path, &len);
+  char *nl = memchr(text, '\n', len);
+  assert_non_null(nl);
+  assert_int_equal(sscanf(text, "vmsnap-index 4 %zu %zu", &n, &baselen), 2);
+  int recs = 0;
+  for (char *p = nl + 1 + baselen; p < text + len; p++) recs += *p == '\n';
+  free(text);
+  return recs;
+}
+
+/* One writer session: loads what the index tells (returns whether it was
+ * trusted), then writes doc and removes the document of uuid gone (either
+ * may be NULL). */
+static int session(fixture *f, const char *dom, json_t *doc, const char *gone)
+{
+  store_domain *d;
+  vs_err err = {0};
+  assert_int_equal(store_open(f->ctx, dom, STORE_WRITE, &d, &err), 0);
+  int trusted = store_index_trusted(d);
+  json_t *all = NULL; /* as an op does when the index cannot tell */
+  if (!trusted) assert_int_equal(store_load_snapshots(d, &all, &err), 0);
+  json_decref(all);
+  if (doc) assert_int_equal(store_write_snapshot(d, doc, &err), 0);
+  if (gone) assert_int_equal(store_remove_snapshot(d, gone, &err), 0);
+  store_close(d);
+  return trusted;
+}
+
+static int trusted_now(fixture *f, const char *dom)
+{
+  store_domain *d;
+  vs_err err = {0};
+  assert_int_equal(store_open(f->ctx, dom, STORE_READ, &d, &err), 0);
+  int trusted = store_index_trusted(d);
+  store_close(d);
+  return trusted;
+}
+
+/* A writer that trusted the index appends its changes (a document written,
+ * one removed) instead of writing the index whole; the next loader trusts
+ * base + records and sees both changes. */
+static void test_index_appended(void **state)
+{
+  fixture *f = *state;
+  store_domain *d;
+  vs_err err = {0};
+  char path[4200];
+  write_three(f, "ia1");
+  json_t *nd = snap_doc("u-d", "d", "u-c", 4);
+  assert_true(session(f, "ia1", nd, "u-a"));
+  json_decref(nd);
+  assert_int_equal(appended_records(f, "ia1"), 2);
+  snap_path(f, "ia1", ".index.w", path, sizeof path);
+  assert_int_equal(access(path, F_OK), -1); /* nothing left aside */
+  assert_int_equal(store_open(f->ctx, "ia1", STORE_READ, &d, &err), 0);
+  assert_true(store_index_trusted(d));
+  assert_string_equal(store_index_uuid_named(d, "d"), "u-d");
+  assert_null(store_index_uuid_named(d, "a"));
+  store_close(d);
+  json_t *arr = load(f, "ia1", STORE_READ, &d);
+  assert_int_equal(json_array_size(arr), 3 + FILL);
+  assert_string_equal(jstr(json_array_get(arr, 0), "name"), "b");
+  assert_string_equal(jstr(json_array_get(arr, 2), "name"), "d");
+  assert_null(json_object_get(json_array_get(arr, 2), "disks")); /* light: from the record */
+  json_decref(arr);
+  store_close(d);
+}
+
+/* A torn append (a crash's) makes the whole index untrusted; an index left
+ * aside by a crash is removed; the next writer writes the index whole. */
+static void test_index_torn_append(void **state)
+{
+  fixture *f = *state;
+  store_domain *d;
+  char path[4200], aside[4200];
+  size_t len;
+  write_three(f, "ia2");
+  json_t *nd = snap_doc("u-d", "d", "u-c", 4);
+  assert_true(session(f, "ia2", nd, NULL));
+  json_decref(nd);
+  assert_int_equal(appended_records(f, "ia2"), 1);
+  snap_path(f, "ia2", ".index", path, sizeof path);
+  char *text = slurp(path, &len);
+  spit(path, text, len - 10);
+  free(text);
+  assert_false(trusted_now(f, "ia2"));
+  json_t *arr = load(f, "ia2", STORE_READ, &d);
+  assert_int_equal(json_array_size(arr), 4 + FILL);
+  json_decref(arr);
+  store_close(d);
+  snap_path(f, "ia2", ".index.w", aside, sizeof aside);
+  assert_int_equal(rename(path, aside), 0); /* as a crash leaves it */
+  assert_false(session(f, "ia2", NULL, NULL));
+  assert_int_equal(access(aside, F_OK), -1);
+  assert_int_equal(appended_records(f, "ia2"), 0);
+  assert_true(trusted_now(f, "ia2"));
+}
+
+/* Records pile up to a bound, then the index is written whole again. */
+static void test_index_compaction(void **state)
+{
+  fixture *f = *state;
+  write_three(f, "ia3");
+  for (int i = 0; i < 34; i++) {
+    char uuid[16], name[16];
+    snprintf(uuid, sizeof uuid, "u-g%02d", i);
+    snprintf(name, sizeof name, "g%02d", i);
+    json_t *doc = snap_doc(uuid, name, NULL, 200 + i);
+    if (!session(f, "ia3", doc, NULL)) fail_msg("session %d did not trust the index", i);
+    json_decref(doc);
+    assert_int_equal(appended_records(f, "ia3"), i < 32 ? i + 1 : i - 32);
+  }
+}
+
+/* An operation journaled since the index was written (its documents
+ * changed, or might have, and a power cut can lose an append that a rename
+ * kept): the index is not trusted; the next writer writes it again. */
+static void test_index_journal_seq(void **state)
+{
+  fixture *f = *state;
+  store_domain *d;
+  vs_err err = {0};
+  write_three(f, "ia4");
+  assert_true(trusted_now(f, "ia4"));
+  assert_int_equal(store_open(f->ctx, "ia4", STORE_WRITE, &d, &err), 0);
+  json_t *j = json_pack("{s:s}", "op", "test");
+  assert_int_equal(store_journal_write(d, j, &err), 0);
+  assert_int_equal(store_journal_clear(d, &err), 0);
+  json_decref(j);
+  store_close(d);
+  assert_false(trusted_now(f, "ia4"));
+  assert_false(session(f, "ia4", NULL, NULL));
+  assert_true(trusted_now(f, "ia4"));
+}
+
 /* A damaged index (torn, flipped byte, garbage) is ignored. */
 static void test_index_damaged(void **state)
 {
@@ -712,6 +853,10 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_index_disagrees_with_documents, setup, teardown),
     cmocka_unit_test_setup_teardown(test_index_damaged, setup, teardown),
     cmocka_unit_test_setup_teardown(test_index_family, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_index_appended, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_index_torn_append, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_index_compaction, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_index_journal_seq, setup, teardown),
     cmocka_unit_test_setup_teardown(test_fresh_domain_forgotten, setup, teardown),
     cmocka_unit_test_setup_teardown(test_index_trusted_while_dir_unchanged, setup, teardown),
     cmocka_unit_test_setup_teardown(test_index_reader_sees_file, setup, teardown),
