@@ -2,6 +2,7 @@
  * and after a crash the new content is there once we said it was. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,28 +37,47 @@ fail:;
   return err_set(err, err_from_errno(e), "cannot write %s: %s", name, strerror(e));
 }
 
+/* The fd of a symbolic link: it has no data to flush (its target is
+ * written with its inode, made durable by its directory's flush). */
+#define NO_FD INT_MIN
+
+/* Makes the temporary symbolic link .<name>.tmp of dirfd point to target. */
+static int link_temp(int dirfd, const char *name, const char *target, vs_err *err)
+{
+  char tmp[512];
+  snprintf(tmp, sizeof tmp, ".%s.tmp", name);
+  unlinkat(dirfd, tmp, 0); /* a crash's, or this batch's earlier one */
+  if (symlinkat(target, dirfd, tmp) == 0) return 0;
+  return err_set(err, err_from_errno(errno), "cannot write %s: %s", name, strerror(errno));
+}
+
 /* Flushes the temporary file of name and renames it over name. */
 static int install_temp(int dirfd, const char *name, int fd, vs_err *err)
 {
   char tmp[512];
   snprintf(tmp, sizeof tmp, ".%s.tmp", name);
-  int rc = fsync(fd) < 0 || renameat(dirfd, tmp, dirfd, name) < 0 ? -1 : 0;
+  int rc = (fd != NO_FD && fsync(fd) < 0) || renameat(dirfd, tmp, dirfd, name) < 0 ? -1 : 0;
   int e = errno;
-  close(fd);
+  if (fd != NO_FD) close(fd);
   if (!rc) return 0;
   unlinkat(dirfd, tmp, 0);
   return err_set(err, err_from_errno(e), "cannot write %s: %s", name, strerror(e));
+}
+
+/* install_temp, then the directory's flush. */
+static int install_durably(int dirfd, const char *name, int fd, vs_err *err)
+{
+  int rc = install_temp(dirfd, name, fd, err);
+  if (!rc && fsync(dirfd) < 0)
+    rc = err_set(err, err_from_errno(errno), "cannot write %s: %s", name, strerror(errno));
+  return rc;
 }
 
 int fs_write_atomic(int dirfd, const char *name, const char *data, size_t len,
                     mode_t mode, vs_err *err)
 {
   int fd = write_temp(dirfd, name, data, len, mode, err);
-  if (fd < 0) return fd;
-  int rc = install_temp(dirfd, name, fd, err);
-  if (!rc && fsync(dirfd) < 0)
-    rc = err_set(err, err_from_errno(errno), "cannot write %s: %s", name, strerror(errno));
-  return rc;
+  return fd < 0 ? fd : install_durably(dirfd, name, fd, err);
 }
 
 /* Detects torn or damaged state files (not an adversary: the directories
@@ -94,35 +114,54 @@ static void batch_drop(fs_batch_item *it)
 {
   char tmp[512];
   snprintf(tmp, sizeof tmp, ".%s.tmp", it->name);
-  close(it->fd);
+  if (it->fd != NO_FD) close(it->fd);
   unlinkat(it->dirfd, tmp, 0);
+}
+
+/* Adds the temporary file (or link) fd of name to the batch; written
+ * again, the newer replaces the older. */
+static int batch_add(fs_batch *b, int dirfd, const char *name, int fd)
+{
+  size_t i;
+  for (i = 0; i < b->n; i++)
+    if (b->items[i].dirfd == dirfd && strcmp(b->items[i].name, name) == 0) {
+      if (b->items[i].fd != NO_FD && b->items[i].fd != fd) close(b->items[i].fd);
+      b->items[i].fd = fd;
+      return 0;
+    }
+  b->items[b->n++] = (fs_batch_item){.dirfd = dirfd, .name = xstrdup(name), .fd = fd};
+  return 0;
+}
+
+/* A full batch: what it holds is as good as done. */
+static int batch_room(fs_batch *b, int dirfd, const char *name, vs_err *err)
+{
+  for (size_t i = 0; i < b->n; i++)
+    if (b->items[i].dirfd == dirfd && strcmp(b->items[i].name, name) == 0) return 0;
+  return b->n == FS_BATCH_MAX ? fs_batch_commit(b, err) : 0;
 }
 
 int fs_batch_json(fs_batch *b, int dirfd, const char *name, json_t *doc, vs_err *err)
 {
-  size_t i, len;
-  for (i = 0; i < b->n; i++)
-    if (b->items[i].dirfd == dirfd && strcmp(b->items[i].name, name) == 0) break;
-  if (i == FS_BATCH_MAX) { /* full: what it holds is as good as done */
-    int rc = fs_batch_commit(b, err);
-    if (rc) return rc;
-    i = 0;
-  }
+  size_t len;
+  int rc = batch_room(b, dirfd, name, err);
+  if (rc) return rc;
   char *text = dump_json(doc, &len);
   if (!text) return err_set(err, VMSNAP_E_NOMEM, "cannot encode %s", name);
   int fd = write_temp(dirfd, name, text, len, 0600, err);
   free(text);
   if (fd < 0) return fd;
-  if (i < b->n) { /* written again: the newer text replaces the older */
-    close(b->items[i].fd);
-    b->items[i].fd = fd;
-    return 0;
-  }
-  b->items[b->n++] = (fs_batch_item){.dirfd = dirfd, .name = xstrdup(name), .fd = fd};
   /* Start the write-back now, so the flushes below find it under way
    * and a journaling filesystem commits every file in one go. */
   sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-  return 0;
+  return batch_add(b, dirfd, name, fd);
+}
+
+int fs_batch_link(fs_batch *b, int dirfd, const char *name, const char *target, vs_err *err)
+{
+  int rc = batch_room(b, dirfd, name, err);
+  if (!rc) rc = link_temp(dirfd, name, target, err);
+  return rc ? rc : batch_add(b, dirfd, name, NO_FD);
 }
 
 int fs_batch_commit(fs_batch *b, vs_err *err)
@@ -156,6 +195,12 @@ void fs_batch_discard(fs_batch *b)
     free(b->items[i].name);
   }
   b->n = 0;
+}
+
+int fs_write_link(int dirfd, const char *name, const char *target, vs_err *err)
+{
+  int rc = link_temp(dirfd, name, target, err);
+  return rc ? rc : install_durably(dirfd, name, NO_FD, err);
 }
 
 int fs_write_json(int dirfd, const char *name, json_t *doc, vs_err *err)

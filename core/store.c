@@ -1,5 +1,6 @@
 /* store.c — per-domain metadata: domain.json, snapshots/<uuid>.json,
- * the lock that serialises writers (the journal: store_journal.c). */
+ * snapshots/.current, the lock that serialises writers (the journal:
+ * store_journal.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,12 @@
 #include "store.h"
 
 #define LOCK_WAIT_MS 5000
+/* The current snapshot: a symbolic link in snapshots/ to its uuid ("-":
+ * none). Apart from domain.json, which rarely changes, so that an op that
+ * moves it flushes one directory, the one its documents are in. Absent
+ * (a state dir from before it), domain.json's "current" holds. */
+#define CURRENT_LINK ".current"
+#define NO_CURRENT "-"
 
 /* How long a writer waits for another operation on the domain:
  * $VMSNAP_LOCK_TIMEOUT_MS, else 5 s. */
@@ -62,6 +69,27 @@ static json_t *fresh_domain_doc(const char *name)
 
 static int open_dirs(store_domain *d, const char *domain, int mode, vs_err *err);
 
+/* Reads .current into d->doc and notes what is on disk. */
+static int read_current(store_domain *d, vs_err *err)
+{
+  char target[128];
+  ssize_t n = readlinkat(d->snapdirfd, CURRENT_LINK, target, sizeof target - 1);
+  if (!d->fresh) {
+    d->doc_written = json_deep_copy(d->doc);
+    json_object_del(d->doc_written, "current");
+  }
+  if (n < 0 && errno == ENOENT) return 0;
+  if (n > 0) target[n] = '\0';
+  if (n <= 0 || (strcmp(target, NO_CURRENT) && name_validate(target, "uuid", &(vs_err){0})))
+    return err_set(err, VMSNAP_E_IO, "%s/snapshots/" CURRENT_LINK " is damaged (%s); point it "
+                   "to the current snapshot's uuid (ln -sfn UUID), or to -", d->dir,
+                   n < 0 ? strerror(errno) : "not a snapshot uuid");
+  d->current_written = xstrdup(target);
+  json_object_set_new(d->doc, "current", strcmp(target, NO_CURRENT) ? json_string(target)
+                                                                     : json_null());
+  return 0;
+}
+
 int store_open(vmsnap_ctx *ctx, const char *domain, int mode, store_domain **out,
                vs_err *err)
 {
@@ -96,6 +124,7 @@ int store_open(vmsnap_ctx *ctx, const char *domain, int mode, store_domain **out
     d->fresh = 1;
     rc = 0;
   }
+  if (!rc) rc = read_current(d, err);
   if (rc) goto fail;
   *out = d;
   return 0;
@@ -142,15 +171,28 @@ void store_forget_fresh(store_domain *d)
   rmdir(d->dir);
 }
 
+/* What is on disk is unknown (a failed write) or gone: written anew next time. */
+static void forget_written(store_domain *d)
+{
+  json_decref(d->doc_written);
+  d->doc_written = NULL;
+  free(d->current_written);
+  d->current_written = NULL;
+}
+
 int store_forget_domain_doc(store_domain *d, vs_err *err)
 {
+  if (unlinkat(d->snapdirfd, CURRENT_LINK, 0) < 0 && errno != ENOENT)
+    return err_set(err, VMSNAP_E_IO, "cannot remove %s/snapshots/" CURRENT_LINK ": %s", d->dir,
+                   strerror(errno));
   if (unlinkat(d->dirfd, "domain.json", 0) < 0 && errno != ENOENT)
     return err_set(err, VMSNAP_E_IO, "cannot remove %s/domain.json: %s", d->dir, strerror(errno));
-  if (fsync(d->dirfd) < 0)
+  if (fsync(d->snapdirfd) < 0 || fsync(d->dirfd) < 0)
     return err_set(err, VMSNAP_E_IO, "cannot sync %s: %s", d->dir, strerror(errno));
   json_decref(d->doc);
   d->doc = fresh_domain_doc(d->name);
   d->fresh = 1;
+  forget_written(d);
   return 0;
 }
 
@@ -185,6 +227,7 @@ void store_close(store_domain *d)
   if (d->snapdirfd >= 0) close(d->snapdirfd);
   if (d->dirfd >= 0) close(d->dirfd);
   json_decref(d->doc);
+  forget_written(d);
   free(d->name);
   free(d->dir);
   free(d);
@@ -214,12 +257,34 @@ int store_batch_end(store_domain *d, int rc, vs_err *err)
   }
   json_decref(d->batch_docs);
   d->batch_docs = NULL;
+  if (rc) forget_written(d);
   return rc;
 }
 
 int store_write_domain(store_domain *d, vs_err *err)
 {
-  return write_json(d, d->dirfd, "domain.json", d->doc, err);
+  const char *cur = jstr(d->doc, "current");
+  cur = cur ? cur : NO_CURRENT;
+  json_t *rest = json_copy(d->doc);
+  if (!rest) return err_set(err, VMSNAP_E_NOMEM, "out of memory");
+  json_object_del(rest, "current");
+  int rc = 0;
+  /* The link first: a batch installs in order, and a domain.json without
+   * "current" must not meet a state dir from before the link. */
+  if (!d->current_written || strcmp(d->current_written, cur)) {
+    store_index_changing(d); /* the snapshots directory changes */
+    rc = d->batching ? fs_batch_link(&d->batch, d->snapdirfd, CURRENT_LINK, cur, err)
+                     : fs_write_link(d->snapdirfd, CURRENT_LINK, cur, err);
+    free(d->current_written);
+    d->current_written = rc ? NULL : xstrdup(cur);
+  }
+  if (!rc && (!d->doc_written || !json_equal(rest, d->doc_written))) {
+    rc = write_json(d, d->dirfd, "domain.json", rest, err);
+    json_decref(d->doc_written);
+    d->doc_written = rc ? NULL : json_deep_copy(rest); /* d->doc's parts change in place */
+  }
+  json_decref(rest);
+  return rc;
 }
 
 /* Creation order, then name. */

@@ -23,7 +23,7 @@
 typedef struct fs_batch_item {
   int dirfd;
   char *name;
-  int fd; /* the written, not yet flushed temporary file */
+  int fd; /* the written, not yet flushed temporary file (none: a link) */
 } fs_batch_item;
 typedef struct fs_batch {
   fs_batch_item items[FS_BATCH_MAX];
@@ -40,8 +40,13 @@ typedef struct store_domain {
   int dirfd;
   int snapdirfd;  /* <dir>/snapshots */
   int lockfd;     /* -1 when opened read-only */
-  json_t *doc;    /* domain.json, or a fresh one */
+  json_t *doc;    /* domain.json, or a fresh one; "current" from snapshots/.current */
   int fresh;      /* there was no domain.json: the domain records nothing yet */
+  /* What is on disk, so that only what changed is written: domain.json
+   * without "current" (NULL: none, or unknown) and .current's target
+   * (NULL: no link, or unknown). */
+  json_t *doc_written;
+  char *current_written;
   fs_batch batch; /* writes held back between store_batch_begin and _commit */
   int batching;
   json_t *batch_docs; /* {file: uuid, name, parent, ctime} of the batch's documents */
@@ -100,13 +105,16 @@ void store_close(store_domain *d);
  * leaves no trace. Call before store_close; writers waiting for the lock
  * open the domain afresh. */
 void store_forget_fresh(store_domain *d);
-/* Removes domain.json (durably) and makes d fresh again: recover undoing
+/* Removes domain.json and .current (durably) and makes d fresh again: recover undoing
  * the domain's first create. */
 int store_forget_domain_doc(store_domain *d, vs_err *err);
 /* The disks domain.json remembers, read without the lock (its writes are
  * atomic): a hint for choosing backends before the domain is opened. NULL
  * when there are none. */
 json_t *store_peek_disks(vmsnap_ctx *ctx, const char *domain);
+/* Writes what changed of d->doc: "current" as the link snapshots/.current
+ * (made durable by the snapshots directory's flush alone: a create writes
+ * nothing in the domain directory), the rest as domain.json. */
 int store_write_domain(store_domain *d, vs_err *err);
 
 /* Between these, store_write_snapshot and store_write_domain only write
@@ -200,8 +208,11 @@ void store_index_free(store_domain *d);
 int fs_write_atomic(int dirfd, const char *name, const char *data, size_t len,
                     mode_t mode, vs_err *err);
 int fs_write_json(int dirfd, const char *name, json_t *doc, vs_err *err);
+/* name, a symbolic link to target, replaced atomically and durably. */
+int fs_write_link(int dirfd, const char *name, const char *target, vs_err *err);
 /* Writes the temporary file of name now; fs_batch_commit installs it. */
 int fs_batch_json(fs_batch *b, int dirfd, const char *name, json_t *doc, vs_err *err);
+int fs_batch_link(fs_batch *b, int dirfd, const char *name, const char *target, vs_err *err);
 int fs_batch_commit(fs_batch *b, vs_err *err);
 void fs_batch_discard(fs_batch *b); /* removes the temporary files */
 int fs_read_json(int dirfd, const char *name, json_t **out, vs_err *err);

@@ -803,6 +803,126 @@ static void test_index_small_domain(void **state)
   store_close(d);
 }
 
+/* ---- the current snapshot: snapshots/.current ---------------------------- */
+
+static json_t *reopen_current(fixture *f, const char *dom)
+{
+  store_domain *d;
+  vs_err err = {0};
+  assert_int_equal(store_open(f->ctx, dom, STORE_READ, &d, &err), 0);
+  json_t *cur = json_incref(json_object_get(d->doc, "current"));
+  store_close(d);
+  return cur;
+}
+
+static void link_target(fixture *f, const char *dom, char *out, size_t len)
+{
+  char path[4200];
+  snap_path(f, dom, ".current", path, sizeof path);
+  ssize_t n = readlink(path, out, len - 1);
+  assert_true(n > 0);
+  out[n] = '\0';
+}
+
+static ino_t inode_of(const char *path)
+{
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  return st.st_ino;
+}
+
+/* "current" lives in the link; domain.json is written only when the rest of
+ * it changes (a create that moves only "current" writes nothing in the
+ * domain directory). */
+static void test_current_link(void **state)
+{
+  fixture *f = *state;
+  store_domain *d;
+  vs_err err = {0};
+  char path[4200], target[128];
+  snprintf(path, sizeof path, "%s/state/domains/cur/domain.json", f->dir);
+  assert_int_equal(store_open(f->ctx, "cur", STORE_CREATE, &d, &err), 0);
+  json_object_set_new(d->doc, "current", json_string("u-1"));
+  assert_int_equal(store_write_domain(d, &err), 0);
+  store_close(d);
+  link_target(f, "cur", target, sizeof target);
+  assert_string_equal(target, "u-1");
+  json_error_t je;
+  json_t *on_disk = json_load_file(path, 0, &je);
+  assert_non_null(on_disk);
+  assert_null(json_object_get(on_disk, "current"));
+  json_decref(on_disk);
+  json_t *cur = reopen_current(f, "cur");
+  assert_string_equal(json_string_value(cur), "u-1");
+  json_decref(cur);
+
+  /* Only "current" moves: domain.json stays the same file. */
+  ino_t before = inode_of(path);
+  assert_int_equal(store_open(f->ctx, "cur", STORE_WRITE, &d, &err), 0);
+  json_object_set_new(d->doc, "current", json_string("u-2"));
+  store_batch_begin(d);
+  assert_int_equal(store_batch_end(d, store_write_domain(d, &err), &err), 0);
+  store_close(d);
+  assert_true(inode_of(path) == before);
+  link_target(f, "cur", target, sizeof target);
+  assert_string_equal(target, "u-2");
+
+  /* The rest changes (its parts changed in place, too): domain.json is
+   * written; no current is "-". */
+  assert_int_equal(store_open(f->ctx, "cur", STORE_WRITE, &d, &err), 0);
+  json_array_append_new(json_object_get(d->doc, "disks"), json_string("vda"));
+  json_object_set_new(d->doc, "current", json_null());
+  assert_int_equal(store_write_domain(d, &err), 0);
+  json_array_append_new(json_object_get(d->doc, "disks"), json_string("vdb"));
+  assert_int_equal(store_write_domain(d, &err), 0);
+  store_close(d);
+  on_disk = json_load_file(path, 0, &je);
+  assert_int_equal(json_array_size(json_object_get(on_disk, "disks")), 2);
+  json_decref(on_disk);
+  link_target(f, "cur", target, sizeof target);
+  assert_string_equal(target, "-");
+  cur = reopen_current(f, "cur");
+  assert_true(json_is_null(cur));
+  json_decref(cur);
+
+  /* Undoing the first create removes both. */
+  assert_int_equal(store_open(f->ctx, "cur", STORE_WRITE, &d, &err), 0);
+  assert_int_equal(store_forget_domain_doc(d, &err), 0);
+  store_forget_fresh(d);
+  store_close(d);
+  snprintf(path, sizeof path, "%s/state/domains/cur", f->dir);
+  assert_false(tu_exists(path));
+}
+
+/* A state dir from before the link: domain.json's "current" holds until
+ * the link is written; a damaged link is an error naming it. */
+static void test_current_legacy_and_damaged(void **state)
+{
+  fixture *f = *state;
+  store_domain *d;
+  vs_err err = {0};
+  char path[4200];
+  assert_int_equal(store_open(f->ctx, "old", STORE_CREATE, &d, &err), 0);
+  store_close(d);
+  snprintf(path, sizeof path, "%s/state/domains/old/domain.json", f->dir);
+  FILE *fp = fopen(path, "w");
+  fputs("{\"format\": 1, \"name\": \"old\", \"disks\": [], \"current\": \"u-old\"}\n", fp);
+  fclose(fp);
+  json_t *cur = reopen_current(f, "old");
+  assert_string_equal(json_string_value(cur), "u-old");
+  json_decref(cur);
+
+  snap_path(f, "old", ".current", path, sizeof path);
+  assert_int_equal(symlink("../../x", path), 0);
+  assert_int_equal(store_open(f->ctx, "old", STORE_READ, &d, &err), VMSNAP_E_IO);
+  assert_non_null(strstr(err.msg, ".current is damaged"));
+  assert_int_equal(unlink(path), 0);
+  assert_int_equal(symlink("u-new", path), 0);
+  cur = reopen_current(f, "old");
+  assert_string_equal(json_string_value(cur), "u-new");
+  json_decref(cur);
+}
+
 /* A batch: nothing in place before its end, everything after; an error
  * drops its temporary files. */
 static void test_batch(void **state)
@@ -862,6 +982,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_index_reader_sees_file, setup, teardown),
     cmocka_unit_test_setup_teardown(test_index_small_domain, setup, teardown),
     cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_current_link, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_current_legacy_and_damaged, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
