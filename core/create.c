@@ -298,6 +298,7 @@ static int create_body(vmsnap_op *op)
     json_decref(remembered);
   }
   if (!rc) rc = store_open(op->ctx, c.dom->key, STORE_CREATE, &c.sd, c.err);
+  if (!rc) domain_hold(c.dom, 1);
   op->store = c.sd;
   if (!rc) rc = store_check_no_journal(c.sd, c.err);
   if (!rc) rc = load_snapshots(&c);
@@ -323,6 +324,7 @@ static int create_body(vmsnap_op *op)
   json_decref(c.disks);
   json_decref(c.snaps);
   op->store = NULL;
+  domain_hold(c.dom, 0);
   if (rc) store_forget_fresh(c.sd);
   store_close(c.sd);
   op->dom = NULL;

@@ -74,9 +74,15 @@ int domain_find_by_address(vmsnap_ctx *ctx, const char *address, domain_ref **ou
   return rc;
 }
 
+void domain_hold(domain_ref *d, int on)
+{
+  if (d && d->drv->hold) d->drv->hold(d, on);
+}
+
 void domain_ref_free(domain_ref *d)
 {
   if (!d) return;
+  if (d->drv->dispose) d->drv->dispose(d);
   free(d->key);
   free(d->address);
   free(d);

@@ -30,17 +30,27 @@ typedef struct domain_driver {
   /* Memory image to a file (0600); restore starts the domain from it. */
   int (*save_memory)(domain_ref *d, const char *path, vs_err *err);
   int (*restore_memory)(domain_ref *d, const char *path, int paused, vs_err *err);
+  /* Keeps one connection to the hypervisor for the calls that follow
+   * (on) or drops it (off); NULL: nothing to keep. See domain_hold. */
+  void (*hold)(domain_ref *d, int on);
+  void (*dispose)(domain_ref *d); /* frees priv */
 } domain_driver;
 
 struct domain_ref {
   const domain_driver *drv;
   char *key;     /* the store key: the name, or derived from the hypervisor */
   char *address; /* qmp socket path, xen name/domid; NULL offline */
+  void *priv;    /* the driver's own */
 };
 
 /* Parses DOMAIN as the user wrote it (a qmp: domain is asked who it is). */
 int domain_resolve(vmsnap_ctx *ctx, const char *spec, domain_ref **out, vs_err *err);
 void domain_ref_free(domain_ref *d);
+/* An op holds the domain's monitor from when it has the domain's lock
+ * (on) until it lets the lock go (off): its calls share one connection
+ * instead of connecting for each. Never while waiting for the lock: the
+ * op holding it may need the monitor (QEMU serves one client at a time). */
+void domain_hold(domain_ref *d, int on);
 
 /* The qmp driver (domain_qmp.c). */
 int domain_qmp_resolve(vmsnap_ctx *ctx, const char *socket_path, domain_ref **out,

@@ -1,10 +1,15 @@
 /* domain_qmp.c — the `qmp:/path/to/qmp.sock` domain: a running QEMU.
  *
- * QEMU serves one monitor client at a time, so every call connects, does
- * its work and disconnects; nothing holds the socket between calls. Disks
- * come from query-block and are addressed by node-name (Xen's device
- * models and -blockdev setups leave the device name empty). */
+ * QEMU serves one monitor client at a time, so nothing holds the socket
+ * beyond an op: a call connects, does its work and disconnects, except
+ * while an op holds the domain (domain_hold, from when it has the
+ * domain's lock until it lets it go), when its calls share one connection
+ * — a live create made six connections before, each a greeting and a
+ * capabilities negotiation. Disks come from query-block and are addressed
+ * by node-name (Xen's device models and -blockdev setups leave the device
+ * name empty). */
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,20 +17,71 @@
 #include "names.h"
 #include "qmp.h"
 
-static int with_conn(domain_ref *d, qmp_conn **c, vs_err *err)
+/* A ref's way to its monitor. The mutex is held for a whole call (or
+ * block job): parallel disk jobs of one op take turns, as QEMU would
+ * make them do anyway. */
+typedef struct qmp_link {
+  pthread_mutex_t mu;
+  int holding;
+  qmp_conn *kept; /* while holding, once a call has connected */
+} qmp_link;
+
+static int conn_get(domain_ref *d, qmp_conn **c, vs_err *err)
 {
+  qmp_link *l = d->priv;
+  pthread_mutex_lock(&l->mu);
+  if (l->kept) {
+    *c = l->kept;
+    return 0;
+  }
   int rc = qmp_open(d->address, QMP_DEFAULT_TIMEOUT_MS, c, err);
-  if (rc) err_wrap(err, "domain %s: ", d->key);
-  return rc;
+  if (rc) {
+    pthread_mutex_unlock(&l->mu);
+    err_wrap(err, "domain %s: ", d->key);
+    return rc;
+  }
+  if (l->holding) l->kept = *c;
+  return 0;
+}
+
+/* A kept connection stays unless it died (the next call reconnects). */
+static void conn_put(domain_ref *d, qmp_conn *c)
+{
+  qmp_link *l = d->priv;
+  if (c == l->kept && !qmp_alive(c)) l->kept = NULL;
+  if (c != l->kept) qmp_close(c);
+  pthread_mutex_unlock(&l->mu);
+}
+
+static void qmp_hold(domain_ref *d, int on)
+{
+  qmp_link *l = d->priv;
+  pthread_mutex_lock(&l->mu);
+  l->holding = on;
+  if (!on && l->kept) {
+    qmp_close(l->kept);
+    l->kept = NULL;
+  }
+  pthread_mutex_unlock(&l->mu);
+}
+
+static void qmp_dispose(domain_ref *d)
+{
+  qmp_link *l = d->priv;
+  if (!l) return;
+  qmp_hold(d, 0);
+  pthread_mutex_destroy(&l->mu);
+  free(l);
+  d->priv = NULL;
 }
 
 static int qmp_one(domain_ref *d, const char *cmd, json_t *args, json_t **ret, vs_err *err)
 {
   qmp_conn *c;
-  int rc = with_conn(d, &c, err);
+  int rc = conn_get(d, &c, err);
   if (rc) { json_decref(args); return rc; }
   rc = qmp_execute(c, cmd, args, 0, ret, err);
-  qmp_close(c);
+  conn_put(d, c);
   return rc;
 }
 
@@ -35,10 +91,10 @@ static int qmp_state(domain_ref *d, const char **state, vs_err *err)
 {
   qmp_conn *c;
   char *status = NULL;
-  int rc = with_conn(d, &c, err);
+  int rc = conn_get(d, &c, err);
   if (rc) return rc;
   rc = qmp_query_status(c, &status, err);
-  qmp_close(c);
+  conn_put(d, c);
   if (!rc) *state = strcmp(status, "running") == 0 ? "running" : "paused";
   free(status);
   return rc;
@@ -68,10 +124,10 @@ static int qmp_disks(domain_ref *d, json_t **docs, vs_err *err)
   qmp_conn *c;
   json_t *devices = NULL;
   *docs = NULL;
-  int rc = with_conn(d, &c, err);
+  int rc = conn_get(d, &c, err);
   if (rc) return rc;
   rc = qmp_query_block(c, &devices, err);
-  qmp_close(c);
+  conn_put(d, c);
   if (rc) return rc;
   json_t *out = json_array();
   size_t i;
@@ -110,14 +166,14 @@ static int qmp_run_job(domain_ref *d, const char *cmd, json_t *args, int complet
   json_object_set_new(args, "job-id", json_string(id));
   json_object_set_new(args, "auto-dismiss", json_false());
   qmp_conn *c;
-  int rc = with_conn(d, &c, err);
+  int rc = conn_get(d, &c, err);
   if (rc) { json_decref(args); return rc; }
   rc = qmp_execute(c, cmd, args, 0, NULL, err);
   if (!rc) rc = qmp_wait_job(c, id, job_cancelled, op, progress, puser, err);
   if (rc == QMP_JOB_READY)
     rc = complete_when_ready ? qmp_job_complete(c, id, job_cancelled, op, progress, puser, err)
                              : qmp_wait_job(c, id, always, NULL, progress, puser, err);
-  qmp_close(c);
+  conn_put(d, c);
   return rc;
 }
 
@@ -127,6 +183,8 @@ static const domain_driver qmp_driver = {
   .disks = qmp_disks,
   .qmp = qmp_one,
   .qmp_job = qmp_run_job,
+  .hold = qmp_hold,
+  .dispose = qmp_dispose,
 };
 
 /* The store key: QEMU's UUID when it has one, else its -name, else the
@@ -178,7 +236,15 @@ int domain_qmp_resolve(vmsnap_ctx *ctx, const char *socket_path, domain_ref **ou
                    "-uuid or -name", socket_path, kerr.msg);
   }
   domain_ref *d = calloc(1, sizeof *d);
-  if (!d) { free(key); return err_set(err, VMSNAP_E_NOMEM, "out of memory"); }
+  qmp_link *l = calloc(1, sizeof *l);
+  if (!d || !l) {
+    free(d);
+    free(l);
+    free(key);
+    return err_set(err, VMSNAP_E_NOMEM, "out of memory");
+  }
+  pthread_mutex_init(&l->mu, NULL);
+  d->priv = l;
   d->drv = &qmp_driver;
   d->key = key;
   d->address = xstrdup(real);

@@ -147,6 +147,7 @@ int open_for_write(vmsnap_op *op, const char *family, domain_ref **domp, store_d
   if (rc) return rc;
   op->dom = *domp; /* for host services of live disks; cleared by the body */
   rc = store_open(op->ctx, (*domp)->key, STORE_WRITE, sdp, err);
+  if (!rc) domain_hold(*domp, 1); /* the body lets go before it closes the store */
   op->store = *sdp; /* cleared by the body before it closes it */
   if (!rc) op->dom_disks = json_incref(json_object_get((*sdp)->doc, "disks"));
   if (!rc) rc = store_check_no_journal(*sdp, err);

@@ -458,6 +458,11 @@ void qmp_close(qmp_conn *c)
   free(c);
 }
 
+int qmp_alive(const qmp_conn *c)
+{
+  return !c->dead;
+}
+
 void qmp_version(const qmp_conn *c, int *major, int *minor, int *micro)
 {
   if (major) *major = c->version[0];

@@ -3,7 +3,9 @@
  * Used by the qmp domain driver and by live snapshots. Short-lived by
  * design: QEMU serves ONE client per monitor socket at a time, and a client
  * that stays connected locks out libvirt, libxl or the user's own tools. So
- * connect, do the work, qmp_close. Anything that must survive a disconnect
+ * connect, do the work, qmp_close (the qmp domain keeps one connection
+ * for the calls of an op while it holds the domain's lock: domain_qmp.c).
+ * Anything that must survive a disconnect
  * (block jobs) is started with "auto-dismiss": false and read back with
  * query-jobs, because QMP events are lost while nobody is connected.
  *
@@ -51,6 +53,8 @@ int qmp_open(const char *socket_path, int timeout_ms, qmp_conn **out, vs_err *er
 /* Closes the socket, frees queued events. NULL is fine. QEMU keeps running
  * whatever the connection started (jobs, migration). */
 void qmp_close(qmp_conn *c);
+/* 0 once EOF or an I/O error killed the connection. */
+int qmp_alive(const qmp_conn *c);
 
 /* QEMU's version from the greeting. */
 void qmp_version(const qmp_conn *c, int *major, int *minor, int *micro);

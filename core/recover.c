@@ -131,8 +131,10 @@ static int recover_domain(vmsnap_op *op, const char *name, vs_err *err)
   const char *driver = jstr(sd->doc, "driver"), *address = jstr(sd->doc, "address");
   vs_err ignore = {0};
   if (driver && strcmp(driver, "qmp") == 0 && address &&
-      domain_qmp_resolve(op->ctx, address, &dom, &ignore) == 0 && dom->drv->qmp)
+      domain_qmp_resolve(op->ctx, address, &dom, &ignore) == 0 && dom->drv->qmp) {
     op->dom = dom;
+    domain_hold(dom, 1); /* the domain's lock is ours */
+  }
   json_decref(op->dom_disks); /* one op may recover several domains */
   op->dom_disks = json_incref(json_object_get(sd->doc, "disks"));
   op->store = sd;
