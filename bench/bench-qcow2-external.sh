@@ -87,11 +87,12 @@ for f in "$Q" "$V"; do
 done
 [ "$(qemu-img info -f qcow2 --output=json "$V" | grep -c backing-filename)" = 0 ] || die "$V still has a backing file"
 
-row() { # label qemu-img-us vmsnap-us ref
-  awk -v l="$1" -v q="$2" -v v="$3" -v ref="$4" 'BEGIN {
+row() { # label qemu-img-us vmsnap-us ref [report]
+  awk -v l="$1" -v q="$2" -v v="$3" -v ref="$4" -v report="${5:-}" 'BEGIN {
     over = (v - q) / 1e3; rat = v / q
     ok = (q / 1e3 > 50) ? (rat <= 1.1) : (over <= 5)
-    printf "| %-36s | %9.1f | %9.1f | %6.2fx | %+8.1f | %-9s | %s |\n", l, q / 1e3, v / 1e3, rat, over, ref, ok ? "PASS" : "MISS" }'
+    verdict = report != "" ? "report" : ok ? "PASS" : "MISS"
+    printf "| %-36s | %9.1f | %9.1f | %6.2fx | %+8.1f | %-9s | %s |\n", l, q / 1e3, v / 1e3, rat, over, ref, verdict }'
 }
 echo
 echo "qcow2 external snapshots, $(numfmt --to=iec "$size") image, $(numfmt --to=iec "$data") of data; medians of $runs runs (ms)"
@@ -148,9 +149,10 @@ done
 log "live rows done"
 echo
 echo "live, on a running QEMU (medians of $runs runs, ms): a QMP client's connect-to-reply time for the"
-echo "same transaction (its interpreter start left out) vs the whole snapctl create --disk-only"
+echo "same transaction (its interpreter start left out) vs the whole snapctl create --disk-only;"
+echo "the issue asks for vmsnap's figure here (target: report), the bare transaction is the floor"
 echo
 echo "| live snapshot of one disk            |  QMP txn  |    vmsnap |  ratio | overhead | issue ref | target |"
 echo "|---|---|---|---|---|---|---|"
-row "internal (blockdev-snapshot-internal-sync)" "$(median "${li_q[@]}")" "$(median "${li_v[@]}")" "10-14"
-row "external (blockdev-snapshot-sync)" "$(median "${le_q[@]}")" "$(median "${le_v[@]}")" "10-14"
+row "internal (blockdev-snapshot-internal-sync)" "$(median "${li_q[@]}")" "$(median "${li_v[@]}")" "10-14" report
+row "external (blockdev-snapshot-sync)" "$(median "${le_q[@]}")" "$(median "${le_v[@]}")" "10-14" report

@@ -410,13 +410,15 @@ for row in "${ROWS[@]}"; do
   q=$(med_of "$row|q"); v=$(med_of "$row|v")
   qm=$(min_of "$row|q"); vm=$(min_of "$row|v")
   ovh=$((v - q))
-  n_rows=$((n_rows + 1))
-  if (( ovh <= 5000 )); then t1="PASS"; n_ovh_pass=$((n_ovh_pass + 1)); else t1="MISS"; fi
+  # One rule a row: 5 ms over an op of more than 50 ms is under 1.1x, so
+  # "<= 5 ms, and <= 1.1x over 50 ms" only means something as the ratio
+  # being the long ops' allowance (bench-qcow2-external.sh judges alike).
   if (( q > 50000 )); then
-    n_ratio=$((n_ratio + 1))
+    t1="n/a"; n_ratio=$((n_ratio + 1))
     if awk -v v="$v" -v q="$q" 'BEGIN { exit !(v <= 1.1 * q) }'; then t2="PASS"; n_ratio_pass=$((n_ratio_pass + 1)); else t2="MISS"; fi
   else
-    t2="n/a"
+    t2="n/a"; n_rows=$((n_rows + 1))
+    if (( ovh <= 5000 )); then t1="PASS"; n_ovh_pass=$((n_ovh_pass + 1)); else t1="MISS"; fi
   fi
   printf "$row_fmt" "$row" "$(msec "$q")" "$(msec "$v")" "$(ratio "$v" "$q")" "$(msec "$ovh")" \
     "$(msec "$qm")" "$(msec "$vm")" "${BD_N[$row]:--}" "$t1" "$t2"
@@ -437,7 +439,7 @@ if (( many )); then
 fi
 
 echo
-echo "targets (on the medians): overhead <= 5 ms for every op: $n_ovh_pass of $n_rows PASS$( (( n_ovh_pass < n_rows )) && echo '  *** MISS ***' || true)"
+echo "targets (on the medians): overhead <= 5 ms for ops where qemu-img takes <= 50 ms: $n_ovh_pass of $n_rows PASS$( (( n_ovh_pass < n_rows )) && echo '  *** MISS ***' || true)"
 echo "                          ratio <= 1.1x for ops where qemu-img takes > 50 ms: $n_ratio_pass of $n_ratio PASS$( (( n_ratio_pass < n_ratio )) && echo '  *** MISS ***' || true)"
 echo "load average: $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (the benchmark itself adds ~1)."
 if awk -v l="${load_start%% *}" 'BEGIN { exit !(l > 0.5) }'; then
