@@ -56,7 +56,11 @@
 #define L2E_COMPRESSED (1ull << 62)
 #define RTE_RESERVED 0x1ffull
 
-#define CHUNK (256u << 10)  /* what one read of header or table asks for */
+/* What one read of header or table asks for: the header and its
+ * extensions fit in 64 KiB, as does the table of hundreds of snapshots.
+ * An op opens the image three times; 256 KiB reads cost 0.25-0.4 ms of
+ * copying more per create or delete (measured interleaved). */
+#define CHUNK (64u << 10)
 #define L2_CHUNK (4u << 20) /* L2 tables read in runs of at most this */
 
 /* ---- reading -------------------------------------------------------- */
