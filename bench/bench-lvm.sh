@@ -69,7 +69,7 @@ size_mib=$(($(numfmt --from=iec "$size_arg") >> 20))
 lvm lvcreate -qq -L "$((3 * size_mib))M" -T "$VG/pool" >/dev/null
 lvm lvcreate -qq -V "$size_arg" -T "$VG/pool" -n th >/dev/null
 log "writing $size_arg into $VG/cl and $VG/th"
-for lv in cl th; do dd if=/dev/urandom of="/dev/$VG/$lv" bs=1M oflag=direct status=none || true; done
+for lv in cl th; do dd if=/dev/urandom of="/dev/$VG/$lv" bs=1M count="$size_mib" oflag=direct status=none; done
 snap_mib=64
 
 SC=("$snapctl" --state-dir "$work/state" --plugin-dir "$plugins" --progress none)
