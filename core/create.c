@@ -288,7 +288,6 @@ static int create_body(vmsnap_op *op)
   create_state c = {.op = op, .err = &op->err};
   int rc = domain_resolve(op->ctx, op->domain, &c.dom, c.err);
   op->dom = c.dom;
-  if (!rc) rc = c.dom->drv->state(c.dom, &c.state, c.err);
   if (!rc && op->name) rc = name_validate(op->name, "snapshot name", c.err);
   json_t *given = json_object_get(op->create_args, "disks");
   /* Disks named now are checked before anything is written anywhere. */
@@ -299,6 +298,8 @@ static int create_body(vmsnap_op *op)
   }
   if (!rc) rc = store_open(op->ctx, c.dom->key, STORE_CREATE, &c.sd, c.err);
   if (!rc) domain_hold(c.dom, 1);
+  /* Asked with the lock held: on the op's one connection, and as it is now. */
+  if (!rc) rc = c.dom->drv->state(c.dom, &c.state, c.err);
   op->store = c.sd;
   if (!rc) rc = store_check_no_journal(c.sd, c.err);
   if (!rc) rc = load_snapshots(&c);
