@@ -165,11 +165,7 @@ out:
   json_decref(journal);
   json_decref(c.victims);
   json_decref(c.snaps);
-  op->store = NULL;
-  domain_hold(c.dom, 0);
-  store_close(c.sd);
-  op->dom = NULL;
-  domain_ref_free(c.dom);
+  close_for_write(op, c.dom, c.sd);
   return rc;
 }
 

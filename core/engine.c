@@ -147,7 +147,7 @@ int open_for_write(vmsnap_op *op, const char *family, domain_ref **domp, store_d
   if (rc) return rc;
   op->dom = *domp; /* for host services of live disks; cleared by the body */
   rc = store_open(op->ctx, (*domp)->key, STORE_WRITE, sdp, err);
-  if (!rc) domain_hold(*domp, 1); /* the body lets go before it closes the store */
+  if (!rc) domain_hold(*domp, 1); /* until close_for_write */
   op->store = *sdp; /* cleared by the body before it closes it */
   if (!rc) op->dom_disks = json_incref(json_object_get((*sdp)->doc, "disks"));
   if (!rc) rc = store_check_no_journal(*sdp, err);
@@ -157,6 +157,15 @@ int open_for_write(vmsnap_op *op, const char *family, domain_ref **domp, store_d
   }
   if (!rc) rc = store_load_snapshots(*sdp, snapsp, err);
   return rc;
+}
+
+void close_for_write(vmsnap_op *op, domain_ref *dom, store_domain *sd)
+{
+  op->store = NULL;
+  domain_hold(dom, 0);
+  store_close(sd);
+  op->dom = NULL;
+  domain_ref_free(dom);
 }
 
 json_t *find_snapshot(store_domain *sd, json_t *snaps, const char *domain, const char *name,

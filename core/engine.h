@@ -41,6 +41,8 @@ int journal_begin(store_domain *sd, json_t *journal, struct inuse_check **inuse,
  * snapshot's and its children's when the index can tell (*family_only). */
 int open_for_write(vmsnap_op *op, const char *family, domain_ref **domp, store_domain **sdp,
                    json_t **snapsp, int *family_only);
+/* Undoes open_for_write: lets the monitor go, then the domain's lock. */
+void close_for_write(vmsnap_op *op, domain_ref *dom, store_domain *sd);
 int snapshot_has_children(json_t *snaps, const char *uuid);
 /* The snapshot named name, made whole; NULL with err set when none. */
 json_t *find_snapshot(store_domain *sd, json_t *snaps, const char *domain, const char *name,

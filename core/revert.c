@@ -176,11 +176,7 @@ static int revert_body(vmsnap_op *op)
   free(c.staged);
   json_decref(c.journal);
   json_decref(c.snaps);
-  op->store = NULL;
-  domain_hold(c.dom, 0);
-  store_close(c.sd);
-  op->dom = NULL;
-  domain_ref_free(c.dom);
+  close_for_write(op, c.dom, c.sd);
   return rc;
 }
 
