@@ -12,18 +12,19 @@
  * takes the intermediate's (meaningless) status. Signals reach the tool from
  * its real parent while it is unreaped: no pid-reuse race.
  *
- * Between clone and execve we run in a copy of a multithreaded process:
- * only syscalls and async-signal-safe calls there, no malloc, no stdio, no
- * locks. Everything the children need is prepared before the clone.
+ * The children's code (intermediate and tool, async-signal-safe only) is
+ * in spawn_child.c; here is the parent's side: finding the program,
+ * preparing everything the children need before the clone, reading the
+ * output, cancel, and the result.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "spawn.h"
+#include "spawn_child.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/sched.h> /* struct clone_args, CLONE_PIDFD */
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,10 +33,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,25 +51,6 @@ enum {
 
 /* Used when PATH is unset; root's tools (lvm) live in sbin. */
 #define SPAWN_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-/* Children -> parent on the status pipe; 8-byte writes are atomic. */
-enum { MSG_STATUS = 1, MSG_EXEC_ERRNO, MSG_SETUP_ERRNO };
-typedef struct spawn_msg {
-  int32_t kind, value;
-} spawn_msg;
-
-/* The fds the intermediate keeps; it closes every other one. */
-enum { CFD_NULL, CFD_OUT, CFD_ERR, CFD_CANCEL, CFD_STATUS, CFD_COUNT };
-
-/* What the children use, prepared by the parent (they get a copy). */
-typedef struct spawn_child {
-  const char *path;
-  char *const *argv;
-  char *const *envp;
-  int fd[CFD_COUNT];
-  long max_fd; /* without close_range */
-  pid_t self;  /* the intermediate's pid, for the tool's parent check */
-} spawn_child;
 
 /* One output pipe of the tool, split into lines. */
 typedef struct spawn_stream {
@@ -206,182 +186,6 @@ static bool env_valid(const char *const *add)
   return true;
 }
 
-/* ---- the children: async-signal-safe code only ------------------------- */
-
-static void child_send(int fd, int kind, int value)
-{
-  spawn_msg m = {kind, value};
-  while (write(fd, &m, sizeof m) < 0 && errno == EINTR) {
-  }
-}
-
-/* fork()-like clone returning a pidfd. Raw syscall: glibc's fork would run
- * atfork handlers and take locks, unsafe in the intermediate; exit_signal 0
- * hides the intermediate from the host's SIGCHLD handling. */
-static pid_t clone_with_pidfd(int *pidfd, int exit_signal)
-{
-  struct clone_args a;
-  memset(&a, 0, sizeof a);
-  a.flags = CLONE_PIDFD;
-  a.pidfd = (uint64_t)(uintptr_t)pidfd;
-  a.exit_signal = (uint64_t)exit_signal;
-  long pid = syscall(SYS_clone3, &a, sizeof a);
-#if !defined(__s390__) && !defined(__CRIS__)
-  /* clone3 filtered by an old container seccomp profile: clone() has
-   * CLONE_PIDFD too (5.2+); the pidfd goes where parent_tid would. */
-  if (pid < 0 && errno == ENOSYS)
-    pid = syscall(SYS_clone, (unsigned long)(CLONE_PIDFD | exit_signal), 0L, pidfd, 0L, 0L);
-#endif
-  return (pid_t)pid;
-}
-
-static void close_gap(unsigned lo, unsigned hi, long max_fd)
-{
-  if (lo > hi || close_range(lo, hi, 0) == 0)
-    return;
-  /* No close_range (kernel < 5.9, or filtered): one by one. */
-  for (long fd = lo; fd <= (long)hi && fd < max_fd; fd++)
-    close((int)fd);
-}
-
-/* Keeps only the fds in c->fd, all moved to >= 3 so the tool's dup2 onto
- * 0..2 cannot clobber one of them. Every other fd is closed: a leaked one
- * (a lock, a host socket) must not live as long as the tool, and the
- * parent's pipe ends must go for its EOF to work. */
-static int child_close_fds(spawn_child *c)
-{
-  int keep[CFD_COUNT] = {0};
-  for (int i = 0; i < CFD_COUNT; i++) {
-    if (c->fd[i] < 3 && (c->fd[i] = fcntl(c->fd[i], F_DUPFD_CLOEXEC, 3)) < 0)
-      return -1;
-    int fd = c->fd[i], j = i;
-    for (; j > 0 && keep[j - 1] > fd; j--) /* insertion sort */
-      keep[j] = keep[j - 1];
-    keep[j] = fd;
-  }
-  unsigned lo = 0;
-  for (int i = 0; i < CFD_COUNT; i++) {
-    close_gap(lo, (unsigned)keep[i] - 1, c->max_fd);
-    lo = (unsigned)keep[i] + 1;
-  }
-  close_gap(lo, ~0U, c->max_fd);
-  return 0;
-}
-
-static _Noreturn void tool_main(const spawn_child *c)
-{
-  sigset_t none;
-  sigemptyset(&none);
-  /* Its own process group, so a cancel also reaches what the tool started. */
-  setpgid(0, 0);
-  /* Die with the intermediate: nothing else could stop us or report. */
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != c->self)
-    _exit(127);
-  if (dup2(c->fd[CFD_NULL], 0) < 0 || dup2(c->fd[CFD_OUT], 1) < 0 ||
-      dup2(c->fd[CFD_ERR], 2) < 0)
-    goto fail;
-  /* The intermediate keeps every signal blocked; the tool starts with an
-   * empty mask (and default dispositions) whatever the host had. */
-  sigprocmask(SIG_SETMASK, &none, NULL);
-  execve(c->path, c->argv, c->envp);
-fail:
-  child_send(c->fd[CFD_STATUS], MSG_EXEC_ERRNO, errno);
-  _exit(127);
-}
-
-/* Through the pidfd, and to the tool's process group: both are safe from
- * pid reuse because the tool is not reaped yet (its zombie holds both ids). */
-static void signal_tool(int pidfd, pid_t pid, int sig)
-{
-  syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
-  kill(-pid, sig);
-}
-
-/* 'T' = SIGTERM, 'K' = SIGKILL; EOF = the library's process is gone. */
-static void forward_cancel(struct pollfd *p, int pidfd, pid_t pid)
-{
-  char b[16];
-  ssize_t n = read(p->fd, b, sizeof b);
-  if (n < 0 && (errno == EINTR || errno == EAGAIN))
-    return;
-  if (n <= 0) {
-    signal_tool(pidfd, pid, SIGKILL);
-    p->fd = -1; /* poll ignores it from now on */
-    return;
-  }
-  for (ssize_t i = 0; i < n; i++)
-    if (b[i] == 'T' || b[i] == 'K')
-      signal_tool(pidfd, pid, b[i] == 'T' ? SIGTERM : SIGKILL);
-}
-
-static int intermediate_wait(const spawn_child *c, pid_t pid, int pidfd, int *status)
-{
-  struct pollfd p[2] = {{.fd = pidfd, .events = POLLIN},
-                        {.fd = c->fd[CFD_CANCEL], .events = POLLIN}};
-  for (;;) {
-    int n = poll(p, 2, -1);
-    if (n < 0 && errno != EINTR)
-      break; /* cannot watch the cancel socket: just wait for the tool */
-    if (n > 0 && p[0].revents)
-      break;
-    if (n > 0 && p[1].revents)
-      forward_cancel(&p[1], pidfd, pid);
-  }
-  pid_t r;
-  while ((r = wait4(pid, status, 0, NULL)) < 0 && errno == EINTR) {
-  }
-  return r < 0 ? -1 : 0;
-}
-
-static _Noreturn void intermediate_main(spawn_child *c)
-{
-  struct sigaction dfl;
-  int pidfd = -1, status = 0;
-  pid_t pid;
-
-  /* No host handler may run here, and SIGCHLD must not stay SIG_IGN (the
-   * kernel would reap the tool and lose its status). SIGKILL, SIGSTOP and
-   * glibc's internal signals refuse, which is fine. The mask stays fully
-   * blocked (see proc_start), so no signal stops us from reporting. */
-  memset(&dfl, 0, sizeof dfl);
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; sig++)
-    sigaction(sig, &dfl, NULL);
-  c->self = getpid();
-  if (child_close_fds(c) < 0)
-    goto fail;
-  /* vfork: the tool borrows this process's memory until its execve, so no
-   * page tables are copied (a fork of this copy of the host cost 0.2-0.4
-   * ms per tool). We are single-threaded and every signal is blocked, so
-   * nothing runs here while it borrows. The tool is our unreaped child:
-   * its pidfd cannot name another process. */
-  pid = vfork();
-  if (pid == 0)
-    tool_main(c);
-  if (pid < 0)
-    goto fail;
-  pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-  if (pidfd < 0) {
-    int e = errno;
-    kill(pid, SIGKILL);
-    while (wait4(pid, &status, 0, NULL) < 0 && errno == EINTR) {
-    }
-    errno = e;
-    goto fail;
-  }
-  /* Now only the tool holds the output pipes: EOF means it is done. */
-  close(c->fd[CFD_NULL]);
-  close(c->fd[CFD_OUT]);
-  close(c->fd[CFD_ERR]);
-  if (intermediate_wait(c, pid, pidfd, &status) < 0)
-    goto fail;
-  child_send(c->fd[CFD_STATUS], MSG_STATUS, status);
-  _exit(0);
-fail:
-  child_send(c->fd[CFD_STATUS], MSG_SETUP_ERRNO, errno);
-  _exit(127);
-}
-
 /* ---- starting (parent) -------------------------------------------------- */
 
 /* Parent ends into st, child ends into c->fd. All O_CLOEXEC: another thread
@@ -424,9 +228,9 @@ static int proc_start(spawn_child *c, spawn_state *st)
    * once; a signal arriving meanwhile stays pending, nothing is lost. */
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  pid = clone_with_pidfd(&st->pidfd, 0);
+  pid = spawn_clone(&st->pidfd, 0);
   if (pid == 0)
-    intermediate_main(c);
+    spawn_intermediate_main(c);
   e = errno;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   for (int i = 0; i < CFD_COUNT; i++)
