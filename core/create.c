@@ -246,14 +246,16 @@ static void follow_served(create_state *c, json_t *remembered)
   json_decref(served);
 }
 
-/* The updates to other snapshots, the new document and domain.json are
- * written as one batch: recover undoes any part of it. */
+/* The updates to other snapshots, domain.json and the new document are
+ * written as one batch, the document last: it is the create's commit
+ * record. Recover undoes a batch that stopped short of it and keeps one
+ * that reached it, so the journal's clear need not wait for the disk. */
 static int record(create_state *c)
 {
+  int metadata = !(c->op->flags & VMSNAP_CREATE_NO_METADATA);
   store_batch_begin(c->sd);
   int rc = apply_other_updates(c->sd, c->snaps, c->jobs, c->njobs, c->journal, c->err);
-  if (!rc && !(c->op->flags & VMSNAP_CREATE_NO_METADATA)) {
-    rc = store_write_snapshot(c->sd, c->doc, c->err);
+  if (!rc && metadata) {
     json_t *remembered = json_array();
     size_t i;
     json_t *d;
@@ -264,12 +266,15 @@ static int record(create_state *c)
     /* How to find this domain again once its hypervisor is gone. */
     json_object_set_new(c->sd->doc, "driver", json_string(c->dom->drv->scheme));
     if (c->dom->address) json_object_set_new(c->sd->doc, "address", json_string(c->dom->address));
-    if (!rc) rc = store_write_domain(c->sd, c->err);
+    rc = store_write_domain(c->sd, c->err);
+    store_batch_commit_record(c->sd, "create:domain-written");
+    if (!rc) rc = store_write_snapshot(c->sd, c->doc, c->err);
   }
   rc = store_batch_end(c->sd, rc, c->err);
   crashpoint("create:metadata-written");
-  crashpoint("create:domain-written");
-  if (!rc) rc = store_journal_clear(c->sd, c->err);
+  /* Without a document, the clear is the only record that it committed. */
+  if (!rc) rc = metadata ? store_journal_clear_done(c->sd, c->err)
+                         : store_journal_clear(c->sd, c->err);
   return rc;
 }
 

@@ -1,5 +1,6 @@
 /* fs.c — durable file writes: a reader sees the old content or the new,
  * and after a crash the new content is there once we said it was. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -35,6 +36,23 @@ fail:;
   close(fd);
   unlinkat(dirfd, tmp, 0);
   return err_set(err, err_from_errno(e), "cannot write %s: %s", name, strerror(e));
+}
+
+void fs_remove_temps(int dirfd)
+{
+  int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+  if (!dir) {
+    if (fd >= 0) close(fd);
+    return;
+  }
+  struct dirent *e;
+  while ((e = readdir(dir))) {
+    size_t n = strlen(e->d_name);
+    if (e->d_name[0] == '.' && n > 5 && strcmp(e->d_name + n - 4, ".tmp") == 0)
+      unlinkat(dirfd, e->d_name, 0);
+  }
+  closedir(dir);
 }
 
 /* The fd of a symbolic link: it has no data to flush (its target is
@@ -138,7 +156,13 @@ static int batch_room(fs_batch *b, int dirfd, const char *name, vs_err *err)
 {
   for (size_t i = 0; i < b->n; i++)
     if (b->items[i].dirfd == dirfd && strcmp(b->items[i].name, name) == 0) return 0;
-  return b->n == FS_BATCH_MAX ? fs_batch_commit(b, err) : 0;
+  if (b->n < FS_BATCH_MAX) return 0;
+  /* The commit record is still to come: not this early commit's last. */
+  const char *mark = b->before_last;
+  b->before_last = NULL;
+  int rc = fs_batch_commit(b, err);
+  b->before_last = mark;
+  return rc;
 }
 
 int fs_batch_json(fs_batch *b, int dirfd, const char *name, json_t *doc, vs_err *err)
@@ -173,18 +197,21 @@ int fs_batch_commit(fs_batch *b, vs_err *err)
       batch_drop(&b->items[i]);
       continue;
     }
+    if (!rc && b->before_last && i + 1 == b->n) crashpoint(b->before_last);
     rc = install_temp(b->items[i].dirfd, b->items[i].name, b->items[i].fd, err);
   }
-  /* Each directory once, after every rename into it. */
+  /* Each directory once, after the last rename into it, in the order of
+   * those last renames: the directory of the last write is flushed last. */
   for (i = 0; !rc && i < b->n; i++) {
-    for (k = 0; k < i && b->items[k].dirfd != b->items[i].dirfd; k++)
+    for (k = i + 1; k < b->n && b->items[k].dirfd != b->items[i].dirfd; k++)
       ;
-    if (k == i && fsync(b->items[i].dirfd) < 0)
+    if (k == b->n && fsync(b->items[i].dirfd) < 0)
       rc = err_set(err, err_from_errno(errno), "cannot sync the directory of %s: %s",
                    b->items[i].name, strerror(errno));
   }
   for (i = 0; i < b->n; i++) free(b->items[i].name);
   b->n = 0;
+  b->before_last = NULL;
   return rc;
 }
 
@@ -195,6 +222,7 @@ void fs_batch_discard(fs_batch *b)
     free(b->items[i].name);
   }
   b->n = 0;
+  b->before_last = NULL;
 }
 
 int fs_write_link(int dirfd, const char *name, const char *target, vs_err *err)

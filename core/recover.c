@@ -1,6 +1,7 @@
 /* recover.c — finish or roll back what a crash interrupted, as the
  * journal's op and phase allow:
- *   create          → roll back: remove every disk snapshot it planned
+ *   create          → its document in place: it had committed, keep it;
+ *                     else roll back: remove every disk snapshot it planned
  *                     (backends treat missing objects as done), forget it;
  *   delete          → finish: remove what is left of every victim;
  *   revert "stage"  → roll back with revert_abort;
@@ -34,10 +35,30 @@ static int run_all(vmsnap_op *op, store_domain *sd, json_t *j, vmsnap_job_kind k
   return rc;
 }
 
+/* A create's document is the last thing it installs (create.c, record):
+ * in place, the create had committed and only its journal's clear, which
+ * it does not wait for, was lost. */
+static int create_committed(store_domain *sd, const char *uuid, int *committed, vs_err *err)
+{
+  json_t *snaps;
+  int rc = store_load_snapshots(sd, &snaps, err);
+  *committed = !rc && uuid && store_find_by_uuid(snaps, uuid);
+  json_decref(snaps);
+  return rc;
+}
+
 static int recover_create(vmsnap_op *op, store_domain *sd, json_t *j, vs_err *err)
 {
   json_t *doc = json_object_get(j, "snapshot");
-  int rc = run_all(op, sd, j, VMSNAP_JOB_ROLLBACK, STEP_REMOVE, err);
+  int committed;
+  int rc = create_committed(sd, jstr(doc, "uuid"), &committed, err);
+  if (rc) return rc;
+  if (committed) {
+    op_warn(op, "domain %s: the interrupted create of snapshot '%s' had completed; kept it",
+            sd->name, jstr(doc, "name"));
+    return 0;
+  }
+  rc = run_all(op, sd, j, VMSNAP_JOB_ROLLBACK, STEP_REMOVE, err);
   if (!rc) rc = store_remove_snapshot(sd, jstr(doc, "uuid"), err);
   if (!rc && json_is_true(json_object_get(j, "first"))) {
     rc = store_forget_domain_doc(sd, err); /* the domain recorded nothing before */
@@ -118,6 +139,7 @@ static int recover_domain(vmsnap_op *op, const char *name, vs_err *err)
   json_t *j = NULL;
   int rc = store_open(op->ctx, name, STORE_WRITE, &sd, err);
   if (rc) return rc;
+  store_remove_temps(sd); /* a batch cut short: what it had not installed */
   rc = store_journal_read(sd, &j, err);
   if (rc == VMSNAP_E_NOT_FOUND) { /* nothing to do */
     rc = 0;

@@ -157,6 +157,13 @@ static int open_dirs(store_domain *d, const char *domain, int mode, vs_err *err)
   return mode != STORE_READ ? take_lock(d, err) : 0;
 }
 
+void store_remove_temps(store_domain *d)
+{
+  if (d->lockfd < 0) return;
+  fs_remove_temps(d->dirfd);
+  fs_remove_temps(d->snapdirfd);
+}
+
 void store_forget_fresh(store_domain *d)
 {
   if (!d || !d->fresh || d->lockfd < 0 ||
@@ -242,6 +249,11 @@ static int write_json(store_domain *d, int dirfd, const char *name, json_t *doc,
 void store_batch_begin(store_domain *d)
 {
   d->batching = 1;
+}
+
+void store_batch_commit_record(store_domain *d, const char *crashpoint_before)
+{
+  d->batch.before_last = crashpoint_before;
 }
 
 int store_batch_end(store_domain *d, int rc, vs_err *err)

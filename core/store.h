@@ -14,11 +14,13 @@
 #include "internal.h"
 
 /* Independent atomic writes made durable together (fs_batch_*): every
- * temporary file is written, then all are flushed, renamed, and each
- * directory flushed once, so a journaling filesystem commits them in one
- * go instead of one commit per file. A crash leaves each file old or new
- * on its own: only writes that the journal covers in any combination may
- * share a batch. */
+ * temporary file is written, then all are flushed, renamed in the order
+ * they were written, and each directory flushed once, after the last
+ * rename into it, so a journaling filesystem commits them in one go
+ * instead of one commit per file. A crash leaves each file old or new on
+ * its own: only writes that the journal covers in any combination may
+ * share a batch. Since the renames keep their order, the last write in
+ * place means every other one is too: it can be an op's commit record. */
 #define FS_BATCH_MAX 64
 typedef struct fs_batch_item {
   int dirfd;
@@ -28,6 +30,7 @@ typedef struct fs_batch_item {
 typedef struct fs_batch {
   fs_batch_item items[FS_BATCH_MAX];
   size_t n;
+  const char *before_last; /* crash point between the last rename and the others */
 } fs_batch;
 
 typedef struct store_known store_known; /* store_index.c */
@@ -105,6 +108,8 @@ void store_close(store_domain *d);
  * leaves no trace. Call before store_close; writers waiting for the lock
  * open the domain afresh. */
 void store_forget_fresh(store_domain *d);
+/* Removes what a crash inside a batch left uninstalled (recover). */
+void store_remove_temps(store_domain *d);
 /* Removes domain.json and .current (durably) and makes d fresh again: recover undoing
  * the domain's first create. */
 int store_forget_domain_doc(store_domain *d, vs_err *err);
@@ -118,10 +123,14 @@ json_t *store_peek_disks(vmsnap_ctx *ctx, const char *domain);
 int store_write_domain(store_domain *d, vs_err *err);
 
 /* Between these, store_write_snapshot and store_write_domain only write
- * temporary files; commit makes them all durable at once, in any order
- * (see fs_batch). Anything that must follow them in time (removing a
- * document, clearing the journal) comes after the commit. */
+ * temporary files; commit makes them all durable at once, installed in
+ * the order written (see fs_batch). Anything that must follow them in
+ * time (removing a document, clearing the journal) comes after the
+ * commit. */
 void store_batch_begin(store_domain *d);
+/* The batch's last write is the op's commit record: the crash point
+ * (tests) fires once every other write is installed, before it. */
+void store_batch_commit_record(store_domain *d, const char *crashpoint_before);
 /* Commits the batch when rc is 0, else drops its temporary files;
  * returns the first error. */
 int store_batch_end(store_domain *d, int rc, vs_err *err);
@@ -167,6 +176,10 @@ json_t *store_find_by_uuid(json_t *arr, const char *uuid);
 int store_journal_read(store_domain *d, json_t **journal, vs_err *err);
 int store_journal_write(store_domain *d, json_t *journal, vs_err *err);
 int store_journal_clear(store_domain *d, vs_err *err);
+/* The clear of an op whose outcome recover tells from the state itself
+ * (a create's document in place, a delete's victims gone): written, not
+ * waited for. A power cut that loses it makes recover find the op done. */
+int store_journal_clear_done(store_domain *d, vs_err *err);
 /* NEEDS_RECOVER with a message when a journal is left from a crash. */
 int store_check_no_journal(store_domain *d, vs_err *err);
 int store_journal_pending(store_domain *d); /* an intent, or a damaged journal */
@@ -216,6 +229,9 @@ int fs_batch_link(fs_batch *b, int dirfd, const char *name, const char *target, 
 int fs_batch_commit(fs_batch *b, vs_err *err);
 void fs_batch_discard(fs_batch *b); /* removes the temporary files */
 int fs_read_json(int dirfd, const char *name, json_t **out, vs_err *err);
+/* Removes the temporary files (.<name>.tmp) a crash left in dirfd: only a
+ * writer, the lock held, may. */
+void fs_remove_temps(int dirfd);
 int fs_mkdir_p(const char *path, mode_t mode, vs_err *err);
 uint64_t fs_checksum(const char *s, size_t n);
 

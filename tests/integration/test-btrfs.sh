@@ -251,7 +251,7 @@ crash() { # crash POINT ARGS...: snapctl dies at POINT
     --progress none "$@" >"$OUT" 2>"$ERR" || RC=$?
   [ "$RC" != 0 ] || fail "$point: snapctl $* did not crash"
 }
-for point in create:journaled create:disks-made create:metadata-written create:domain-written; do
+for point in create:journaled create:disks-made create:domain-written; do
   before=$(subvols)
   crash "$point" create web --name c
   expect 8 "$point: another create before recover" -- create web --name c2
@@ -260,7 +260,17 @@ for point in create:journaled create:disks-made create:metadata-written create:d
   assert_eq "$(names web)" "s1 s5 busy1 roomy" "$point + recover: recorded snapshots"
   assert_no_journal web "$point"
 done
-note "crashes inside create rolled back by recover"
+note "crashes inside create before its document rolled back by recover"
+# Past its commit record (the snapshot's document) the create is kept.
+before=$(subvols)
+crash create:metadata-written create web --name c
+ok "create:metadata-written: recover" recover web
+err_has 'kept' "create:metadata-written: recover says it kept the snapshot"
+assert_eq "$(names web)" "s1 s5 busy1 roomy c" "create:metadata-written + recover: recorded snapshots"
+assert_no_journal web "create:metadata-written"
+ok "create:metadata-written: delete the kept snapshot" delete web c
+assert_eq "$(subvols)" "$before" "create:metadata-written + recover + delete: subvolumes"
+note "a create killed after its document: recover kept it, delete removed its subvolume"
 
 ok "revert to roomy" revert web roomy
 sumroomy=$(tree_sum "$V")

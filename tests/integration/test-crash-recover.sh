@@ -5,8 +5,9 @@
 # run the operation (it must die: exit 137), check that a command that
 # changes the domain is refused with exit 8 and a message naming recover,
 # run `snapctl recover DOMAIN`, and check the state is exactly the old one
-# (create; revert before revert:finishing) or the new one (delete; revert
-# from revert:finishing): disk checksums, snapshot files, list and current
+# (create before its document is in place; revert before revert:finishing)
+# or the new one (create:metadata-written; delete; revert from
+# revert:finishing): disk checksums, snapshot files, list and current
 # snapshot, no pending journal, no .part or .vmsnap-revert file.
 # Also a block device's revert (rewritten in place) at revert:staged and
 # revert:finishing. Then a real kill -9 of snapctl in the middle of a long create copy and of
@@ -81,8 +82,12 @@ EOF
 }
 
 # ---- create -----------------------------------------------------------------------
+# Up to create:domain-written (domain.json and .current in place, the
+# snapshot's document not) recover rolls the create back; at
+# create:metadata-written the document, the create's commit record, is in
+# place and recover keeps the snapshot.
 n=0
-for point in create:journaled create:disks-made create:metadata-written create:domain-written; do
+for point in create:journaled create:disks-made create:domain-written; do
   n=$((n + 1))
   dom=c$n disk=$T/c$n.img
   make_sparse "$disk" 32 50 "c$n"
@@ -91,7 +96,7 @@ for point in create:journaled create:disks-made create:metadata-written create:d
   cp "$ST/domains/$dom/domain.json" "$T/domain.json.before"
   crash "$point" create "$dom" --name s1
   refused "$dom" "$point" "$disk"
-  if [ $n = 4 ]; then ok "$point: recover (all domains)" recover; else ok "$point: recover" recover "$dom"; fi
+  if [ $n = 3 ]; then ok "$point: recover (all domains)" recover; else ok "$point: recover" recover "$dom"; fi
   err_has 'roll' "$point: recover says it rolled the create back"
   state_is "$dom" "$disk" "$point + recover" s0 s0 "$sha0" "s0=$sha0" s1=absent
   soft json_same "$T/domain.json.before" "$ST/domains/$dom/domain.json" "$point + recover: domain.json"
@@ -100,11 +105,27 @@ for point in create:journaled create:disks-made create:metadata-written create:d
   state_is "$dom" "$disk" "$point + recover + create" "s0 s1" s1 "$sha0" "s0=$sha0" "s1=$sha0"
   note "$point: recover rolled the create back"
 done
+n=$((n + 1))
+dom=c$n disk=$T/c$n.img
+make_sparse "$disk" 32 50 "c$n"
+sha0=$(sha "$disk")
+ok "create:metadata-written: setup" create "$dom" --disk "vda=$disk" --name s0
+crash create:metadata-written create "$dom" --name s1
+refused "$dom" create:metadata-written "$disk"
+ok "create:metadata-written: recover" recover "$dom"
+err_has 'kept' "create:metadata-written: recover says it kept the snapshot"
+state_is "$dom" "$disk" "create:metadata-written + recover" "s0 s1" s1 "$sha0" "s0=$sha0" "s1=$sha0"
+ok "create:metadata-written: recover again is a no-op" recover "$dom"
+ok "create:metadata-written: revert to the kept snapshot" revert "$dom" s1
+ok "create:metadata-written: delete it" delete "$dom" s1
+state_is "$dom" "$disk" "create:metadata-written + recover + delete" s0 s0 "$sha0" "s0=$sha0" s1=absent
+note "create:metadata-written: recover kept the snapshot (its document is the commit record)"
 
-# A domain's FIRST create killed at each step: recover rolls it back and
-# leaves no domain at all (as a refused first create does), not an empty
-# one; the disk is untouched and a create afterwards starts afresh.
-for point in create:journaled create:disks-made create:metadata-written create:domain-written; do
+# A domain's FIRST create killed at each step before its document: recover
+# rolls it back and leaves no domain at all (as a refused first create
+# does), not an empty one; the disk is untouched and a create afterwards
+# starts afresh. Killed after it, the domain and its snapshot stay.
+for point in create:journaled create:disks-made create:domain-written; do
   n=$((n + 1))
   dom=f$n disk=$T/f$n.img
   make_sparse "$disk" 16 50 "f$n"
@@ -120,6 +141,18 @@ for point in create:journaled create:disks-made create:metadata-written create:d
   state_is "$dom" "$disk" "$point (first create) + recover + create" s0 s0 "$sha0" "s0=$sha0"
   note "$point: recover of a first create left no domain"
 done
+n=$((n + 1))
+dom=f$n disk=$T/f$n.img
+make_sparse "$disk" 16 50 "f$n"
+sha0=$(sha "$disk")
+crash create:metadata-written create "$dom" --disk "vda=$disk" --name s0
+ok "create:metadata-written (first create): recover" recover "$dom"
+err_has 'kept' "create:metadata-written (first create): recover says it kept the snapshot"
+state_is "$dom" "$disk" "create:metadata-written (first create) + recover" s0 s0 "$sha0" "s0=$sha0"
+ok "create:metadata-written (first create): a create without --disk uses the remembered disks" \
+  create "$dom" --name s1
+state_is "$dom" "$disk" "create:metadata-written (first create) + create" "s0 s1" s1 "$sha0" "s0=$sha0" "s1=$sha0"
+note "create:metadata-written: recover kept a first create, its domain and disk set"
 
 # A crash between the journal's clear and the removal of the empty domain
 # leaves the bare directory: recover (of every domain) removes it too.
@@ -130,7 +163,7 @@ no_domain bare "recover of a bare domain dir"
 
 # A create that also changes the disk set, rolled back: the old disk set
 # must be back, or the old snapshot no longer matches the domain's disks.
-for point in create:metadata-written create:domain-written; do
+for point in create:disks-made create:domain-written; do
   n=$((n + 1))
   dom=cx$n disk=$T/cx$n.img disk2=$T/cx$n-b.img
   make_sparse "$disk" 16 50 "cx$n"

@@ -369,7 +369,7 @@ CR=$T/crash.qcow2
 new_image "$CR"
 write_pat "$CR" 0x11
 ino=$(stat -c %i "$CR")
-for point in create:journaled create:disks-made create:metadata-written; do
+for point in create:journaled create:disks-made create:domain-written; do
   RC=0
   VMSNAP_CRASHPOINT=$point "$SNAPCTL" --state-dir "$ST" --plugin-dir "$PLUGIN_BUILD_DIR" \
     --progress none create crash --name c1 --disk "vda=$CR,format=qcow2,mode=external" \
@@ -382,7 +382,22 @@ for point in create:journaled create:disks-made create:metadata-written; do
   read_pat "$CR" 0x11 "$point + recover"
   qcheck "$CR" "$point + recover"
 done
-note "crashes inside create, then recover"
+# Past its commit record (the snapshot's document): kept.
+RC=0
+VMSNAP_CRASHPOINT=create:metadata-written "$SNAPCTL" --state-dir "$ST" --plugin-dir "$PLUGIN_BUILD_DIR" \
+  --progress none create crash --name c1 --disk "vda=$CR,format=qcow2,mode=external" \
+  >"$OUT" 2>"$ERR" || RC=$?
+[ "$RC" = 137 ] || { show_output; fail "create:metadata-written: exited $RC, expected 137"; }
+ok "create:metadata-written: recover" recover crash
+err_has 'kept' "create:metadata-written: recover says it kept the snapshot"
+[ "$(layers "$CR")" != - ] || fail "create:metadata-written + recover: no layer left (the snapshot was not kept)"
+assert_eq "$(names crash)" c1 "create:metadata-written + recover: recorded snapshots"
+ok "create:metadata-written: delete the kept snapshot" delete crash c1
+assert_eq "$(stat -c %i "$CR")" "$ino" "create:metadata-written + delete: the disk is its own image again"
+assert_eq "$(layers "$CR")" - "create:metadata-written + delete: layers"
+read_pat "$CR" 0x11 "create:metadata-written + delete"
+qcheck "$CR" "create:metadata-written + delete"
+note "crashes inside create, then recover: rolled back before the document, kept after"
 
 # Revert and delete killed at each journal step: recover leaves the old
 # state or the new one, and every snapshot's data intact.

@@ -413,7 +413,7 @@ CR=$T/crash.qcow2
 new_image "$CR"
 write_pat "$CR" 0x11
 ok "create c1" create crash --name c1 --disk "vda=$CR,format=qcow2"
-for point in create:journaled create:disks-made create:metadata-written; do
+for point in create:journaled create:disks-made create:domain-written; do
   crash "$point" create crash --name c2
   ok "$point: recover" recover crash
   ! has_tag "$CR" vmsnap-c2 || fail "$point + recover: vmsnap-c2 is still in $(tag_list "$CR")"
@@ -421,6 +421,12 @@ for point in create:journaled create:disks-made create:metadata-written; do
   assert_no_journal crash "$point + recover"
   qcheck "$CR" "$point + recover"
 done
+crash create:metadata-written create crash --name c2
+ok "create:metadata-written: recover" recover crash
+has_tag "$CR" vmsnap-c2 || fail "create:metadata-written + recover: vmsnap-c2 is not in $(tag_list "$CR")"
+assert_eq "$(names crash)" "c1 c2" "create:metadata-written + recover: recorded snapshots (kept)"
+assert_no_journal crash "create:metadata-written + recover"
+ok "delete the kept c2" delete crash c2
 write_pat "$CR" 0x22
 crash revert:journaled revert crash c1
 ok "revert:journaled: recover" recover crash

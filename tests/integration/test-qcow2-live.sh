@@ -408,16 +408,17 @@ done
 note "live external: ONE transaction, new active paths reported, delete by block-stream, offline after QEMU quits"
 
 # ---- a live external create interrupted, then recover ---------------------------
-# Killed after QEMU switched to the new overlays (the metadata was written,
-# the journal not cleared): recover with QEMU running commits the overlays
-# back (QEMU pivots to the old images); with QEMU gone, recover commits
-# what QEMU wrote into them offline and removes them.
+# Killed after QEMU switched to the new overlays (domain.json written, the
+# snapshot's document, the create's commit record, not): recover with QEMU
+# running commits the overlays back (QEMU pivots to the old images); with
+# QEMU gone, recover commits what QEMU wrote into them offline and removes
+# them. Killed once the document is in place, the snapshot is kept.
 A=$T/ra.qcow2
 B=$T/rb.qcow2
 for img in "$A" "$B"; do qemu-img create -q -f qcow2 "$img" 64M; done
 start_qemu ra rb
 RC=0
-VMSNAP_CRASHPOINT=create:metadata-written "$SNAPCTL" --state-dir "$ST" --plugin-dir "$PLUGIN_BUILD_DIR" \
+VMSNAP_CRASHPOINT=create:domain-written "$SNAPCTL" --state-dir "$ST" --plugin-dir "$PLUGIN_BUILD_DIR" \
   --progress none create "$DOM" --name r1 --disk-only --mode external >"$OUT" 2>"$ERR" || RC=$?
 [ "$RC" = 137 ] || { show_output; fail "the crashed live external create exited $RC, expected 137"; }
 assert_eq "$(active_of vda)" "$(dirname "$A")/.vmsnap/ra.qcow2/vmsnap-r1.qcow2" "QEMU writes to the overlay before recover"
@@ -428,7 +429,7 @@ assert_eq "$(active_of vda) $(active_of vdb)" "$A $B" "QEMU writes to the old im
 assert_eq "$(recorded)" - "recorded snapshots after the rolled-back live create"
 guest_write vda 0x5f
 RC=0
-VMSNAP_CRASHPOINT=create:metadata-written "$SNAPCTL" --state-dir "$ST" --plugin-dir "$PLUGIN_BUILD_DIR" \
+VMSNAP_CRASHPOINT=create:domain-written "$SNAPCTL" --state-dir "$ST" --plugin-dir "$PLUGIN_BUILD_DIR" \
   --progress none create "$DOM" --name r2 --disk-only --mode external >"$OUT" 2>"$ERR" || RC=$?
 [ "$RC" = 137 ] || { show_output; fail "the second crashed live external create exited $RC, expected 137"; }
 guest_write vda 0x60
@@ -438,6 +439,23 @@ ok "recover with QEMU gone" recover "$KEY"
 assert_eq "$(first_mib "$A")" 0x60 "the guest's last write is in vda's image after the offline recover"
 for img in "$A" "$B"; do qcheck "$img" "after the offline recover"; done
 note "a live external create killed after QEMU switched: recover undoes it, live and offline, keeping the guest's writes"
+start_qemu ra rb
+RC=0
+VMSNAP_CRASHPOINT=create:metadata-written "$SNAPCTL" --state-dir "$ST" --plugin-dir "$PLUGIN_BUILD_DIR" \
+  --progress none create "$DOM" --name r3 --disk-only --mode external >"$OUT" 2>"$ERR" || RC=$?
+[ "$RC" = 137 ] || { show_output; fail "the live external create killed after its document exited $RC, expected 137"; }
+ok "recover with QEMU running (create:metadata-written)" recover "$KEY"
+err_has 'kept' "create:metadata-written: recover says it kept the snapshot"
+assert_eq "$(recorded)" r3 "recorded snapshots after recover of the committed live create"
+assert_eq "$(active_of vda)" "$(dirname "$A")/.vmsnap/ra.qcow2/vmsnap-r3.qcow2" "QEMU still writes to r3's overlay"
+guest_write vda 0x61
+ok "delete the kept r3 (live: streamed into the overlay QEMU writes)" delete "$DOM" r3
+assert_eq "$(recorded)" - "recorded snapshots after deleting r3"
+stop_qemu
+R3=$(dirname "$A")/.vmsnap/ra.qcow2/vmsnap-r3.qcow2
+assert_eq "$(first_mib "$R3")" 0x61 "the guest's write after the kept create, in the image QEMU served"
+qcheck "$R3" "after deleting the kept live snapshot"
+note "a live external create killed after its document: recover keeps it, and it deletes as any other"
 
 # ---- cancel of a live merge --------------------------------------------------------
 # A QEMU whose disk is an overlay holding 768 MiB on a base: after a live

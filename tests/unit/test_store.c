@@ -397,6 +397,80 @@ static void test_batch(void **state)
   store_close(d);
 }
 
+/* A commit record: the batch installs it last, so a crash just before it
+ * leaves every other write in place and only its temporary file, which
+ * store_remove_temps (recover) takes away. */
+static void test_batch_commit_record(void **state)
+{
+  fixture *f = *state;
+  char path[4200];
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    store_domain *d;
+    vs_err err = {0};
+    if (store_open(f->ctx, "cr1", STORE_CREATE, &d, &err)) _exit(2);
+    json_t *a = snap_doc("u-a", "a", NULL, 1), *b = snap_doc("u-b", "b", "u-a", 2);
+    json_object_set_new(d->doc, "current", json_string("u-b"));
+    setenv("VMSNAP_CRASHPOINT", "test:before-record", 1);
+    store_batch_begin(d);
+    if (store_write_snapshot(d, a, &err) || store_write_domain(d, &err)) _exit(3);
+    store_batch_commit_record(d, "test:before-record");
+    if (store_write_snapshot(d, b, &err)) _exit(4);
+    store_batch_end(d, 0, &err);
+    _exit(5); /* the crash point did not fire */
+  }
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  snap_path(f, "cr1", "u-a.json", path, sizeof path);
+  assert_int_equal(access(path, F_OK), 0);
+  snprintf(path, sizeof path, "%s/state/domains/cr1/domain.json", f->dir);
+  assert_int_equal(access(path, F_OK), 0);
+  char target[64] = "";
+  snap_path(f, "cr1", ".current", path, sizeof path);
+  assert_true(readlink(path, target, sizeof target - 1) > 0);
+  assert_string_equal(target, "u-b");
+  snap_path(f, "cr1", "u-b.json", path, sizeof path);
+  assert_int_not_equal(access(path, F_OK), 0);
+  snap_path(f, "cr1", ".u-b.json.tmp", path, sizeof path);
+  assert_int_equal(access(path, F_OK), 0);
+
+  store_domain *d;
+  vs_err err = {0};
+  assert_int_equal(store_open(f->ctx, "cr1", STORE_WRITE, &d, &err), 0);
+  store_remove_temps(d);
+  assert_int_not_equal(access(path, F_OK), 0);
+  snap_path(f, "cr1", "u-a.json", path, sizeof path);
+  assert_int_equal(access(path, F_OK), 0); /* documents stay */
+  store_close(d);
+}
+
+/* A clear that is not waited for is a clear all the same, and the next
+ * intent is recorded after it. */
+static void test_journal_clear_done(void **state)
+{
+  fixture *f = *state;
+  store_domain *d;
+  vs_err err = {0};
+  assert_int_equal(store_open(f->ctx, "jc1", STORE_CREATE, &d, &err), 0);
+  json_t *j = json_pack("{s:s, s:{s:s}}", "op", "delete", "snapshot", "name", "s1");
+  assert_int_equal(store_journal_write(d, j, &err), 0);
+  assert_int_equal(store_journal_clear_done(d, &err), 0);
+  assert_int_equal(store_check_no_journal(d, &err), 0);
+  assert_int_equal(store_journal_write(d, j, &err), 0);
+  store_close(d);
+  assert_int_equal(store_open(f->ctx, "jc1", STORE_WRITE, &d, &err), 0);
+  assert_int_equal(store_check_no_journal(d, &err), VMSNAP_E_NEEDS_RECOVER);
+  assert_int_equal(store_journal_clear_done(d, &(vs_err){0}), 0);
+  store_close(d);
+  memset(&err, 0, sizeof err);
+  assert_int_equal(store_open(f->ctx, "jc1", STORE_WRITE, &d, &err), 0);
+  assert_int_equal(store_check_no_journal(d, &err), 0);
+  json_decref(j);
+  store_close(d);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -408,6 +482,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_damaged_document, setup, teardown),
     cmocka_unit_test_setup_teardown(test_fresh_domain_forgotten, setup, teardown),
     cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_batch_commit_record, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_journal_clear_done, setup, teardown),
     cmocka_unit_test_setup_teardown(test_current_link, setup, teardown),
     cmocka_unit_test_setup_teardown(test_current_legacy_and_damaged, setup, teardown),
   };

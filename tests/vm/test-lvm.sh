@@ -227,7 +227,9 @@ done
 note "thin: revert crashed before and after its point of no return, recovered"
 
 # ---- kill -9 inside create, then recover ----------------------------------
-for point in create:journaled create:disks-made create:metadata-written; do
+# Rolled back before the snapshot's document (the commit record) is in
+# place, kept after.
+for point in create:journaled create:disks-made create:domain-written; do
   n0=$(ours_count)
   VMSNAP_CRASHPOINT=$point sc create th --name crash
   [ "$RC" != 0 ] || fail "crashpoint $point did not stop the create"
@@ -235,6 +237,15 @@ for point in create:journaled create:disks-made create:metadata-written; do
   [ "$(ours_count)" = "$n0" ] || fail "recover after $point left the snapshot LV"
   assert_no_journal th "recover after $point"
 done
+n0=$(ours_count)
+VMSNAP_CRASHPOINT=create:metadata-written sc create th --name crash
+[ "$RC" != 0 ] || fail "crashpoint create:metadata-written did not stop the create"
+ok "recover after create:metadata-written" recover th
+err_has 'kept' "recover after create:metadata-written says it kept the snapshot"
+[ "$(ours_count)" = "$((n0 + 1))" ] || fail "recover after create:metadata-written did not keep the snapshot LV"
+assert_no_journal th "recover after create:metadata-written"
+ok "delete the kept snapshot" delete th crash
+[ "$(ours_count)" = "$n0" ] || fail "delete of the kept snapshot left its LV"
 # A real kill -9 at an arbitrary moment of a classic create.
 n0=$(ours_count)
 "$SNAPCTL" --state-dir "$ST" --plugin-dir "$PLUGIN_BUILD_DIR" --progress none create cl --name k9 >/dev/null 2>&1 &
