@@ -11,6 +11,20 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "unnamed_file.h"
+
+/* All of data into fd, then its mode (the umask had its say at open). */
+static int write_all(int fd, const char *data, size_t len, mode_t mode)
+{
+  size_t off = 0;
+  while (off < len) {
+    ssize_t w = write(fd, data + off, len - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return -1;
+    off += (size_t)w;
+  }
+  return fchmod(fd, mode);
+}
 
 /* Writes data into the temporary file .<name>.tmp of dirfd, not yet
  * flushed; returns its fd. */
@@ -22,20 +36,26 @@ static int write_temp(int dirfd, const char *name, const char *data, size_t len,
   int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
   if (fd < 0)
     return err_set(err, err_from_errno(errno), "cannot write %s: %s", name, strerror(errno));
-  size_t off = 0;
-  while (off < len) {
-    ssize_t w = write(fd, data + off, len - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) goto fail;
-    off += (size_t)w;
-  }
-  if (fchmod(fd, mode) < 0) goto fail;
-  return fd;
-fail:;
+  if (write_all(fd, data, len, mode) == 0) return fd;
   int e = errno;
   close(fd);
   unlinkat(dirfd, tmp, 0);
   return err_set(err, err_from_errno(e), "cannot write %s: %s", name, strerror(e));
+}
+
+/* A file that name does not yet have: written unnamed (unnamed_file.h) and
+ * linked when installed, no temporary name made, renamed, or left by a
+ * crash. -1 where it cannot be: a named temporary then. */
+static int write_unnamed(int dirfd, const char *name, const char *data, size_t len,
+                         mode_t mode)
+{
+  if (faccessat(dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT) return -1;
+  int fd = vp_open_unnamed(dirfd, ".", mode);
+  if (fd >= 0 && write_all(fd, data, len, mode) < 0) {
+    close(fd);
+    fd = -1;
+  }
+  return fd;
 }
 
 void fs_remove_temps(int dirfd)
@@ -67,6 +87,19 @@ static int link_temp(int dirfd, const char *name, const char *target, vs_err *er
   unlinkat(dirfd, tmp, 0); /* a crash's, or this batch's earlier one */
   if (symlinkat(target, dirfd, tmp) == 0) return 0;
   return err_set(err, err_from_errno(errno), "cannot write %s: %s", name, strerror(errno));
+}
+
+/* Links the unnamed file fd as name, then flushes it (its link count too). */
+static int install_unnamed(int dirfd, const char *name, int fd, vs_err *err)
+{
+  int rc = vp_link_unnamed(fd, dirfd, name), e = -rc;
+  if (!rc && fsync(fd) < 0) {
+    e = errno;
+    unlinkat(dirfd, name, 0); /* ours: it did not exist */
+    rc = -1;
+  }
+  close(fd);
+  return rc ? err_set(err, err_from_errno(e), "cannot write %s: %s", name, strerror(e)) : 0;
 }
 
 /* Flushes the temporary file of name and renames it over name. */
@@ -133,21 +166,23 @@ static void batch_drop(fs_batch_item *it)
   char tmp[512];
   snprintf(tmp, sizeof tmp, ".%s.tmp", it->name);
   if (it->fd != NO_FD) close(it->fd);
-  unlinkat(it->dirfd, tmp, 0);
+  if (!it->unnamed) unlinkat(it->dirfd, tmp, 0);
 }
 
 /* Adds the temporary file (or link) fd of name to the batch; written
  * again, the newer replaces the older. */
-static int batch_add(fs_batch *b, int dirfd, const char *name, int fd)
+static int batch_add(fs_batch *b, int dirfd, const char *name, int fd, int unnamed)
 {
   size_t i;
   for (i = 0; i < b->n; i++)
     if (b->items[i].dirfd == dirfd && strcmp(b->items[i].name, name) == 0) {
       if (b->items[i].fd != NO_FD && b->items[i].fd != fd) close(b->items[i].fd);
       b->items[i].fd = fd;
+      b->items[i].unnamed = unnamed;
       return 0;
     }
-  b->items[b->n++] = (fs_batch_item){.dirfd = dirfd, .name = xstrdup(name), .fd = fd};
+  b->items[b->n++] =
+      (fs_batch_item){.dirfd = dirfd, .name = xstrdup(name), .fd = fd, .unnamed = unnamed};
   return 0;
 }
 
@@ -172,20 +207,21 @@ int fs_batch_json(fs_batch *b, int dirfd, const char *name, json_t *doc, vs_err 
   if (rc) return rc;
   char *text = dump_json(doc, &len);
   if (!text) return err_set(err, VMSNAP_E_NOMEM, "cannot encode %s", name);
-  int fd = write_temp(dirfd, name, text, len, 0600, err);
+  int fd = write_unnamed(dirfd, name, text, len, 0600), unnamed = fd >= 0;
+  if (!unnamed) fd = write_temp(dirfd, name, text, len, 0600, err);
   free(text);
   if (fd < 0) return fd;
   /* Start the write-back now, so the flushes below find it under way
    * and a journaling filesystem commits every file in one go. */
   sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-  return batch_add(b, dirfd, name, fd);
+  return batch_add(b, dirfd, name, fd, unnamed);
 }
 
 int fs_batch_link(fs_batch *b, int dirfd, const char *name, const char *target, vs_err *err)
 {
   int rc = batch_room(b, dirfd, name, err);
   if (!rc) rc = link_temp(dirfd, name, target, err);
-  return rc ? rc : batch_add(b, dirfd, name, NO_FD);
+  return rc ? rc : batch_add(b, dirfd, name, NO_FD, 0);
 }
 
 int fs_batch_commit(fs_batch *b, vs_err *err)
@@ -198,7 +234,9 @@ int fs_batch_commit(fs_batch *b, vs_err *err)
       continue;
     }
     if (!rc && b->before_last && i + 1 == b->n) crashpoint(b->before_last);
-    rc = install_temp(b->items[i].dirfd, b->items[i].name, b->items[i].fd, err);
+    fs_batch_item *it = &b->items[i];
+    rc = it->unnamed ? install_unnamed(it->dirfd, it->name, it->fd, err)
+                     : install_temp(it->dirfd, it->name, it->fd, err);
   }
   /* Each directory once, after the last rename into it, in the order of
    * those last renames: the directory of the last write is flushed last. */

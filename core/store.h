@@ -26,6 +26,7 @@ typedef struct fs_batch_item {
   int dirfd;
   char *name;
   int fd; /* the written, not yet flushed temporary file (none: a link) */
+  int unnamed; /* fd has no name yet: linked as name when installed */
 } fs_batch_item;
 typedef struct fs_batch {
   fs_batch_item items[FS_BATCH_MAX];

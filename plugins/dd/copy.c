@@ -528,7 +528,7 @@ int dd_copy_fd(int src_fd, const char *src_name, int dst_fd,
     return rc;
   /* Delayed allocation (btrfs, ext4) may only find out now that the space
    * is not there: this is where ENOSPC can surface. */
-  if (fsync(dst_fd) < 0)
+  if (!(flags & DD_COPY_NO_SYNC) && fsync(dst_fd) < 0)
     return fail(res, errno, "flushing %s to disk", dst_name);
   return 0;
 }

@@ -44,6 +44,9 @@ typedef enum dd_copy_method {
                                         extents on btrfs */
 #define DD_COPY_NO_RANGE (1u << 1)   /* never copy_file_range (tests) */
 #define DD_COPY_NO_PARALLEL (1u << 2) /* one copy_file_range stream (tests) */
+#define DD_COPY_NO_SYNC (1u << 3)     /* dd_copy_fd leaves the fsync to its caller */
+#define DD_COPY_NAMED_TEMP (1u << 4)  /* dd_copy_new_file writes tmp_path even
+                                         where O_TMPFILE works (tests) */
 
 typedef struct dd_copy_result {
   dd_copy_method method;
@@ -73,10 +76,13 @@ typedef struct dd_new_file {
   const char *mark_value;
 } dd_new_file;
 
-/* Copies src_path into tmp_path (mode, owner, xattrs, mark set first), fsyncs
- * it, renames it to path without replacing (-EEXIST if path exists) and
- * fsyncs the directory. On any failure or cancel tmp_path is removed and
- * path is untouched. */
+/* Copies src_path into a new file (mode, owner, xattrs, mark set first)
+ * that appears as path, complete, without replacing anything (-EEXIST if
+ * path exists), then makes it and its directory durable. The copy is
+ * written into an unnamed file of path's directory (O_TMPFILE), linked as
+ * path, then flushed; where the filesystem or the kernel has no O_TMPFILE,
+ * or no /proc names the file, into tmp_path, flushed and renamed. On any
+ * failure or cancel neither tmp_path nor path is left. */
 int dd_copy_new_file(const char *src_path, const dd_new_file *nf,
                      unsigned flags, const dd_copy_ops *ops,
                      dd_copy_result *res);

@@ -2,8 +2,10 @@
  *
  * Layout on storage, for a regular-file disk /images/vm.img:
  *   /images/.vmsnap/vm.img/vmsnap-<name>.raw        a snapshot (0600)
- *   /images/.vmsnap/vm.img/.vmsnap-<name>.raw.part-<uuid>   while copying
  *   /images/.vm.img.vmsnap-revert-<uuid>            revert staging copy
+ * Both are copied into an unnamed file (O_TMPFILE) and linked under their
+ * name once complete; where that cannot be, into a named temporary,
+ * .vmsnap-<name>.raw.part-<uuid> and .vm.img.vmsnap-revert-<uuid>.part.
  * The user's file= puts the snapshot exactly there instead (required for a
  * block device). Every file a create makes carries the xattr DD_MARK_XATTR
  * = snapshot uuid, so remove never deletes a file that took its name.

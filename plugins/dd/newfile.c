@@ -2,6 +2,7 @@
  * the filesystem questions around it (see copy.h). */
 #define _GNU_SOURCE
 #include "copy.h"
+#include "unnamed_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,17 +18,23 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-int dd_fsync_parent(const char *path)
+static void parent_of(const char *path, char dir[PATH_MAX])
 {
-  char dir[PATH_MAX];
   const char *slash = strrchr(path, '/');
 
   if (!slash)
-    snprintf(dir, sizeof(dir), ".");
+    snprintf(dir, PATH_MAX, ".");
   else if (slash == path)
-    snprintf(dir, sizeof(dir), "/");
+    snprintf(dir, PATH_MAX, "/");
   else
-    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+    snprintf(dir, PATH_MAX, "%.*s", (int)(slash - path), path);
+}
+
+int dd_fsync_parent(const char *path)
+{
+  char dir[PATH_MAX];
+
+  parent_of(path, dir);
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)
     return -errno;
@@ -116,13 +123,14 @@ static void copy_xattrs(int from, int to, const char *skip)
   free(names);
 }
 
-static int set_attrs(int fd, const dd_new_file *nf, dd_copy_result *res)
+static int set_attrs(int fd, const char *name, const dd_new_file *nf,
+                     dd_copy_result *res)
 {
   if ((nf->uid != (uid_t)-1 || nf->gid != (gid_t)-1) &&
       fchown(fd, nf->uid, nf->gid) < 0) {
     int err = errno;
     snprintf(res->message, sizeof(res->message),
-             "giving %s the owner %d:%d: %s", nf->tmp_path, (int)nf->uid,
+             "giving %s the owner %d:%d: %s", name, (int)nf->uid,
              (int)nf->gid, strerror(err));
     return -err;
   }
@@ -130,7 +138,7 @@ static int set_attrs(int fd, const dd_new_file *nf, dd_copy_result *res)
   if (fchmod(fd, nf->mode & 07777) < 0) {
     int err = errno;
     snprintf(res->message, sizeof(res->message), "setting mode %o on %s: %s",
-             (unsigned)(nf->mode & 07777), nf->tmp_path, strerror(err));
+             (unsigned)(nf->mode & 07777), name, strerror(err));
     return -err;
   }
   if (nf->xattrs_from >= 0)
@@ -142,37 +150,88 @@ static int set_attrs(int fd, const dd_new_file *nf, dd_copy_result *res)
       errno != EOPNOTSUPP) {
     int err = errno;
     snprintf(res->message, sizeof(res->message), "marking %s with %s: %s",
-             nf->tmp_path, nf->mark_name, strerror(err));
+             name, nf->mark_name, strerror(err));
     return -err;
   }
   return 0;
 }
 
-static int copy_into(int src, const char *src_path, const dd_new_file *nf,
-                     unsigned flags, const dd_copy_ops *ops,
-                     dd_copy_result *res)
+static int open_unnamed(const char *path, unsigned flags)
+{
+  char dir[PATH_MAX];
+
+  if (flags & DD_COPY_NAMED_TEMP)
+    return -1;
+  parent_of(path, dir);
+  return vp_open_unnamed(AT_FDCWD, dir, 0600);
+}
+
+static int fail_msg(dd_copy_result *res, int err, const char *what,
+                    const char *name)
+{
+  snprintf(res->message, sizeof(res->message), "%s %s: %s", what, name,
+           strerror(err));
+  return err == EDQUOT ? -ENOSPC : -err;
+}
+
+/* The unnamed file: copied, linked as path (the name appears with all of
+ * the copy), then flushed (its link count with it). A crash or cancel
+ * before the link leaves nothing; a failure after it removes path. */
+static int copy_unnamed(int src, const char *src_path, int dst,
+                        const dd_new_file *nf, unsigned flags,
+                        const dd_copy_ops *ops, dd_copy_result *res)
+{
+  int rc = set_attrs(dst, nf->path, nf, res);
+  if (rc == 0)
+    rc = dd_copy_fd(src, src_path, dst, nf->path, flags | DD_COPY_NO_SYNC,
+                    ops, res);
+  if (rc < 0)
+    return rc;
+  if ((rc = vp_link_unnamed(dst, AT_FDCWD, nf->path)) < 0)
+    return fail_msg(res, -rc, "linking the copy as", nf->path);
+  /* Delayed allocation may only find out now that the space is not
+   * there: ENOSPC can surface here. */
+  if (fsync(dst) < 0) {
+    rc = fail_msg(res, errno, "flushing", nf->path);
+    unlink(nf->path);
+  }
+  return rc;
+}
+
+/* The named temporary: copied and flushed, then renamed to path. */
+static int copy_named(int src, const char *src_path, const dd_new_file *nf,
+                      unsigned flags, const dd_copy_ops *ops,
+                      dd_copy_result *res)
 {
   int dst = open(nf->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (dst < 0) {
-    int err = errno;
-    snprintf(res->message, sizeof(res->message), "creating %s: %s",
-             nf->tmp_path, strerror(err));
-    return err == EDQUOT ? -ENOSPC : -err;
-  }
-  int rc = set_attrs(dst, nf, res);
+  if (dst < 0)
+    return fail_msg(res, errno, "creating", nf->tmp_path);
+  int rc = set_attrs(dst, nf->tmp_path, nf, res);
   if (rc == 0)
     rc = dd_copy_fd(src, src_path, dst, nf->tmp_path, flags, ops, res);
-  if (close(dst) < 0 && rc == 0) {
-    int err = errno;
-    snprintf(res->message, sizeof(res->message), "closing %s: %s",
-             nf->tmp_path, strerror(err));
-    rc = err == EDQUOT ? -ENOSPC : -err;
-  }
+  if (close(dst) < 0 && rc == 0)
+    rc = fail_msg(res, errno, "closing", nf->tmp_path);
   if (rc == 0 && (rc = dd_rename_noreplace(nf->tmp_path, nf->path)) < 0)
     snprintf(res->message, sizeof(res->message), "renaming %s to %s: %s",
              nf->tmp_path, nf->path, strerror(-rc));
   if (rc < 0)
     unlink(nf->tmp_path);
+  return rc;
+}
+
+/* Unnamed where possible: nothing to clean up after a crash, and no
+ * temporary name made and renamed, a change to the directory that the
+ * file's flush (ext4 without a journal flushes a new entry's directory)
+ * and the directory's own would both write. */
+static int copy_into(int src, const char *src_path, const dd_new_file *nf,
+                     unsigned flags, const dd_copy_ops *ops,
+                     dd_copy_result *res)
+{
+  int dst = open_unnamed(nf->path, flags);
+  if (dst < 0)
+    return copy_named(src, src_path, nf, flags, ops, res);
+  int rc = copy_unnamed(src, src_path, dst, nf, flags, ops, res);
+  close(dst);
   return rc;
 }
 

@@ -26,10 +26,11 @@ if [ -n "${DD_TEST_BUILD:-}" ]; then
   ln -s "${DD_SO:?DD_SO must name the built dd.so}" "$work/dd.so"
 else
   cflags=(-std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter)
-  gcc "${cflags[@]}" -fPIC -shared -fvisibility=hidden -I"$src/include" \
-      "$src"/plugins/dd/*.c -o "$work/dd.so"
-  gcc "${cflags[@]}" -O2 -g -I"$src/plugins/dd" "$src/tests/dd/test_copy.c" \
-      "$src/plugins/dd/copy.c" "$src/plugins/dd/newfile.c" -o "$work/test_copy"
+  gcc "${cflags[@]}" -fPIC -shared -fvisibility=hidden -I"$src/include" -I"$src/plugins/common" \
+      "$src"/plugins/dd/*.c "$src"/plugins/common/*.c -o "$work/dd.so"
+  gcc "${cflags[@]}" -O2 -g -I"$src/plugins/dd" -I"$src/plugins/common" "$src/tests/dd/test_copy.c" \
+      "$src/plugins/dd/copy.c" "$src/plugins/dd/newfile.c" "$src/plugins/common/unnamed_file.c" \
+      -o "$work/test_copy"
   gcc "${cflags[@]}" -O2 -g -I"$src/include" -I"$src/plugins/dd" \
       "$src/tests/dd/test_plugin.c" -ldl -o "$work/test_plugin"
 fi

@@ -163,6 +163,8 @@ typedef struct probe {
   uint64_t last_done, last_total;
   int monotonic;
   uint64_t cancel_at; /* cancel once done >= this (0: never) */
+  const char *watch;  /* a path looked for at the cancel */
+  int watched;        /* it existed then */
 } probe;
 
 static void on_progress(void *user, uint64_t done, uint64_t total)
@@ -178,7 +180,10 @@ static void on_progress(void *user, uint64_t done, uint64_t total)
 static int on_cancelled(void *user)
 {
   probe *p = user;
-  return p->cancel_at && p->last_done >= p->cancel_at;
+  int stop = p->cancel_at && p->last_done >= p->cancel_at;
+  if (stop && p->watch)
+    p->watched = access(p->watch, F_OK) == 0;
+  return stop;
 }
 
 static dd_copy_ops ops_for(probe *p)
@@ -283,6 +288,8 @@ static void test_zero_blocks_become_holes(void)
   free(dst);
 }
 
+/* Mid-copy, the named temporary exists only where the copy was asked to
+ * use one: by default the copy is an unnamed file until it is complete. */
 static void test_cancel(unsigned flags, const char *name)
 {
   char *src = path_in(dir, "csrc.img"), *dst = path_in(dir, "cdst.img");
@@ -297,9 +304,11 @@ static void test_cancel(unsigned flags, const char *name)
                     .uid = (uid_t)-1, .gid = (gid_t)-1, .xattrs_from = -1};
   dd_copy_ops ops = ops_for(&p);
   p.cancel_at = IMG_SIZE / 2;
+  p.watch = tmp;
   int rc = dd_copy_new_file(src, &nf, flags, &ops, &res);
   CHECK(rc == -ECANCELED);
   CHECK(p.last_done >= IMG_SIZE / 2 && p.last_done < IMG_SIZE); /* mid-copy */
+  CHECK(p.watched == !!(flags & DD_COPY_NAMED_TEMP));
   CHECK(!exists(tmp) && !exists(dst));
   CHECK(strstr(res.message, "cancelled") != NULL);
   printf("ok   %-34s stopped at %llu MiB: %s\n", name,
@@ -309,17 +318,17 @@ static void test_cancel(unsigned flags, const char *name)
   free(dst);
 }
 
-static void test_no_overwrite(void)
+static void test_no_overwrite(unsigned flags, const char *name)
 {
   char *src = path_in(dir, "esrc.img"), *dst = path_in(dir, "edst.img");
   dd_copy_result res;
   probe p;
 
-  current = "never overwrites";
+  current = name;
   make_image(src, 4 * MiB, 100);
   int fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   CHECK(fd >= 0 && write(fd, "precious", 8) == 8 && close(fd) == 0);
-  CHECK(copy_new(src, dst, 0, &p, &res) == -EEXIST);
+  CHECK(copy_new(src, dst, flags, &p, &res) == -EEXIST);
   struct stat sb;
   CHECK(stat(dst, &sb) == 0 && sb.st_size == 8);
   printf("ok   %-34s %s\n", current, res.message);
@@ -517,6 +526,7 @@ int main(int argc, char **argv)
     {0, "default"}, {DD_COPY_NO_REFLINK, "no reflink"},
     {DD_COPY_NO_REFLINK | DD_COPY_NO_PARALLEL, "no reflink, one stream"},
     {DD_COPY_NO_REFLINK | DD_COPY_NO_RANGE, "read/write"},
+    {DD_COPY_NAMED_TEMP, "named temporary"},
   };
   for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
     char name[96];
@@ -534,10 +544,13 @@ int main(int argc, char **argv)
   test_zero_blocks_become_holes();
   test_cancel(DD_COPY_NO_REFLINK, "cancel mid-copy, copy_file_range");
   test_cancel(DD_COPY_NO_REFLINK | DD_COPY_NO_RANGE, "cancel mid-copy, read/write");
-  test_no_overwrite();
+  test_cancel(DD_COPY_NO_REFLINK | DD_COPY_NAMED_TEMP, "cancel mid-copy, named temporary");
+  test_no_overwrite(0, "never overwrites");
+  test_no_overwrite(DD_COPY_NAMED_TEMP, "never overwrites, named temporary");
   if (small) {
     test_nospc(small, 0, "ENOSPC, default");
     test_nospc(small, DD_COPY_NO_RANGE, "ENOSPC, read/write");
+    test_nospc(small, DD_COPY_NAMED_TEMP, "ENOSPC, named temporary");
   }
   if (dev) {
     test_blockdev(dev);

@@ -156,7 +156,7 @@ sha() {
 }
 
 # Allocated bytes of a file (its blocks, not its apparent size).
-alloc() { echo $(($(stat -c %b "$1") * $(stat -c %B "$1"))); }
+alloc() { echo $(($(stat -L -c %b "$1") * $(stat -L -c %B "$1"))); }
 
 mode_of() { stat -c %a "$1"; }
 
@@ -337,6 +337,30 @@ release_image() {
   exec 9>&-
   wait "$HOLDER" || true
   rm -f "$T/holder.fifo"
+}
+
+# wait_for_copy TIMEOUT_S PID DIR [PATTERN]: waits until PID writes a copy
+# into DIR, as the dd backend does: an unnamed file (O_TMPFILE) it holds
+# open there, or a file matching PATTERN (its named temporary, where there
+# is no O_TMPFILE). COPY_FILE is then a path to it (/proc/PID/fd/N for an
+# unnamed one). Returns 1 when PID exits or TIMEOUT passes first.
+wait_for_copy() {
+  local deadline=$((SECONDS + $1)) pid=$2 dir pat=${4:-} f
+  dir=$(readlink -m "$3") # it may not exist yet
+  COPY_FILE=
+  while [ $SECONDS -lt $deadline ]; do
+    for f in /proc/"$pid"/fd/*; do
+      case $(readlink "$f" 2>/dev/null) in
+        "$dir"/\#*" (deleted)") COPY_FILE=$f; return 0 ;;
+      esac
+    done
+    if [ -n "$pat" ]; then
+      for f in $pat; do [ -e "$f" ] && { COPY_FILE=$f; return 0; }; done
+    fi
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.01
+  done
+  return 1
 }
 
 wait_for_glob() {

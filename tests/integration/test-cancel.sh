@@ -24,16 +24,17 @@ start_bg() {
   it_on_cleanup "kill -9 $PID"
 }
 
-# interrupt SIGNAL PATTERN WHAT: once a file matching PATTERN shows the copy
-# has begun, waits 0.1 s more and sends SIGNAL (a fast disk copies 1 GiB
-# in well under a second); the exit status in $RC.
+# interrupt SIGNAL DIR PATTERN WHAT: once snapctl copies into DIR (an
+# unnamed file, or one matching PATTERN: wait_for_copy), waits 0.1 s more
+# and sends SIGNAL (a fast disk copies 1 GiB in well under a second); the
+# exit status in $RC.
 interrupt() {
-  local sig=$1 pat=$2 what=$3
-  if ! wait_for_glob 60 "$PID" "$pat"; then
+  local sig=$1 dir=$2 pat=$3 what=$4
+  if ! wait_for_copy 60 "$PID" "$dir" "$pat"; then
     RC=0
     wait "$PID" || RC=$?
     show_output
-    fail "$what: no in-progress file $pat appeared (snapctl exited $RC): the copy was too quick to interrupt, or never started"
+    fail "$what: no copy into $dir began (snapctl exited $RC): the copy was too quick to interrupt, or never started"
   fi
   sleep 0.1
   kill -0 "$PID" 2>/dev/null || { show_output; fail "$what: snapctl finished within 0.1 s of starting its copy; too fast to test cancelling"; }
@@ -45,7 +46,7 @@ interrupt() {
 # ---- create, SIGINT -------------------------------------------------------------
 t0=$SECONDS
 start_bg create dom --disk "vda=$disk" --name s1
-interrupt INT "$sddir/.vmsnap-s1.raw.part-*" "create + SIGINT"
+interrupt INT "$sddir" "$sddir/.vmsnap-s1.raw.part-*" "create + SIGINT"
 [ "$RC" = 5 ] || { show_output; fail "create cancelled by SIGINT exited $RC, expected 5"; }
 err_has 'cancel' "the cancelled create says so"
 [ ! -e "$(dd_file "$disk" s1)" ] || fail "cancelled create left the snapshot file $(dd_file "$disk" s1)"
@@ -59,7 +60,7 @@ note "create cancelled by SIGINT: exit 5, nothing left"
 
 # ---- create, SIGTERM ------------------------------------------------------------
 start_bg create dom --disk "vda=$disk" --name s1
-interrupt TERM "$sddir/.vmsnap-s1.raw.part-*" "create + SIGTERM"
+interrupt TERM "$sddir" "$sddir/.vmsnap-s1.raw.part-*" "create + SIGTERM"
 [ "$RC" = 5 ] || { show_output; fail "create cancelled by SIGTERM exited $RC, expected 5"; }
 [ ! -e "$(dd_file "$disk" s1)" ] || fail "cancelled create left the snapshot file"
 assert_no_leftovers "$T"
@@ -69,7 +70,7 @@ note "create cancelled by SIGTERM: exit 5, nothing left"
 
 # ---- a second writer while one runs: busy (4); readers still work ---------------
 start_bg create dom --disk "vda=$disk" --name s1
-wait_for_glob 60 "$PID" "$sddir/.vmsnap-s1.raw.part-*" || { show_output; fail "locked domain: the copy never started"; }
+wait_for_copy 60 "$PID" "$sddir" "$sddir/.vmsnap-s1.raw.part-*" || { show_output; fail "locked domain: the copy never started"; }
 kill -STOP "$PID"
 it_on_cleanup "kill -CONT $PID"
 OUT1=$OUT ERR1=$ERR
@@ -96,7 +97,7 @@ scribble "$disk" 500 8 y
 sha1=$(sha "$disk")
 ino=$(stat -c %i "$disk")
 start_bg revert dom s1
-interrupt INT "$T/.vm.img.vmsnap-revert-*" "revert + SIGINT"
+interrupt INT "$T" "$T/.vm.img.vmsnap-revert-*" "revert + SIGINT"
 [ "$RC" = 5 ] || { show_output; fail "revert cancelled by SIGINT exited $RC, expected 5"; }
 err_has 'cancel' "the cancelled revert says so"
 assert_eq "$(stat -c %i "$disk")" "$ino" "the disk's inode after the cancelled revert (was it replaced?)"

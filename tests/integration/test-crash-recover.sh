@@ -309,11 +309,10 @@ two=(--disk "vda=$disk" --disk "vdb=$small")
   create long "${two[@]}" --name s1 >"$OUT" 2>"$ERR" &
 pid=$!
 it_on_cleanup "kill -9 $pid"
-wait_for_glob 60 "$pid" "$sddir/.vmsnap-s1.raw.part-*" ||
-  { show_output; fail "kill -9 create: no .part file appeared"; }
+wait_for_copy 60 "$pid" "$sddir" "$sddir/.vmsnap-s1.raw.part-*" ||
+  { show_output; fail "kill -9 create: vda's copy never started"; }
 freeze_then_kill "$pid" "kill -9 create"
-parts=("$sddir"/.vmsnap-s1.raw.part-*)
-if [ -e "${parts[0]}" ]; then
+if [ ! -e "$(dd_file "$disk" s1)" ]; then
   echo "vda's copy was still running when snapctl was killed"
 else
   echo "vda's copy had ended when snapctl was killed (fast disk); recover must still undo the create"
@@ -342,8 +341,8 @@ ino=$(stat -c %i "$disk")
   revert long s1 >"$OUT" 2>"$ERR" &
 pid=$!
 it_on_cleanup "kill -9 $pid"
-wait_for_glob 60 "$pid" "$T/.long.img.vmsnap-revert-*" ||
-  { show_output; fail "kill -9 revert: no staging file appeared"; }
+wait_for_copy 60 "$pid" "$T" "$T/.long.img.vmsnap-revert-*" ||
+  { show_output; fail "kill -9 revert: the staging copy never started"; }
 freeze_then_kill "$pid" "kill -9 revert"
 expect 8 "kill -9 revert: create after the kill" -- create long --name probe
 ok "kill -9 revert: recover" recover long

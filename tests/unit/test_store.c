@@ -376,6 +376,8 @@ static void test_batch(void **state)
   assert_int_equal(store_write_domain(d, &err), 0);
   snap_path(f, "ix5", "u-a.json", path, sizeof path);
   assert_int_not_equal(access(path, F_OK), 0);
+  snap_path(f, "ix5", ".u-a.json.tmp", path, sizeof path);
+  assert_int_not_equal(access(path, F_OK), 0); /* new: unnamed until installed */
   assert_int_equal(store_batch_end(d, VMSNAP_E_IO, &err), VMSNAP_E_IO);
   snap_path(f, "ix5", ".u-a.json.tmp", path, sizeof path);
   assert_int_not_equal(access(path, F_OK), 0);
@@ -393,13 +395,23 @@ static void test_batch(void **state)
   json_decref(doc);
   snprintf(path, sizeof path, "%s/state/domains/ix5/domain.json", f->dir);
   assert_int_equal(access(path, F_OK), 0);
+  /* A document that exists is replaced through a named temporary (a
+   * rename over it); a new one was written unnamed, above: no temporary. */
+  store_batch_begin(d);
+  json_object_set_new(a, "name", json_string("a3"));
+  assert_int_equal(store_write_snapshot(d, a, &err), 0);
+  snap_path(f, "ix5", ".u-a.json.tmp", path, sizeof path);
+  assert_int_equal(access(path, F_OK), 0);
+  assert_int_equal(store_batch_end(d, 0, &err), 0);
+  assert_int_not_equal(access(path, F_OK), 0);
   json_decref(a);
   store_close(d);
 }
 
 /* A commit record: the batch installs it last, so a crash just before it
- * leaves every other write in place and only its temporary file, which
- * store_remove_temps (recover) takes away. */
+ * leaves every other write in place and not it. A new document is written
+ * unnamed, so nothing of it is left; a named temporary (where there can be
+ * no unnamed file) store_remove_temps (recover) takes away. */
 static void test_batch_commit_record(void **state)
 {
   fixture *f = *state;
@@ -434,7 +446,10 @@ static void test_batch_commit_record(void **state)
   snap_path(f, "cr1", "u-b.json", path, sizeof path);
   assert_int_not_equal(access(path, F_OK), 0);
   snap_path(f, "cr1", ".u-b.json.tmp", path, sizeof path);
-  assert_int_equal(access(path, F_OK), 0);
+  assert_int_not_equal(access(path, F_OK), 0);
+  int fd = open(path, O_WRONLY | O_CREAT, 0600); /* as a named temporary would be */
+  assert_true(fd >= 0);
+  close(fd);
 
   store_domain *d;
   vs_err err = {0};

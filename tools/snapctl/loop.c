@@ -81,10 +81,12 @@ int loop_run(struct snapctl *app, snapctl_start_fn *start, void *arg,
              vmsnap_op **opp)
 {
   struct wait_state w = { 0 };
+  /* Unasked, progress costs nothing: the worker does not wake this
+   * thread for events that would only be dropped. */
   vmsnap_how how = {
     .struct_size = sizeof(how),
     .done = { .fn = on_done, .user = &w },
-    .progress = { .fn = progress_update },
+    .progress = { .fn = progress_shown() ? progress_update : NULL },
   };
 
   *opp = NULL;

@@ -49,6 +49,11 @@ void progress_setup(enum progress_mode mode)
   bar.mode = mode;
 }
 
+int progress_shown(void)
+{
+  return bar.mode != PROGRESS_NONE;
+}
+
 void progress_begin(void)
 {
   pthread_mutex_lock(&bar.lock);

@@ -117,6 +117,7 @@ int report_failure(vmsnap_op *op, int rc);
  * messages (the library's logger runs on worker threads) off the bar. */
 void progress_setup(enum progress_mode mode);
 void progress_begin(void);
+int progress_shown(void); /* a bar or JSON lines: else progress is not asked for */
 vmsnap_progress_fn progress_update;
 void progress_cancelling(void);
 void progress_end(int rc);
