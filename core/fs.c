@@ -233,7 +233,7 @@ int fs_batch_commit(fs_batch *b, vs_err *err)
       batch_drop(&b->items[i]);
       continue;
     }
-    if (!rc && b->before_last && i + 1 == b->n) crashpoint(b->before_last);
+    if (b->before_last && i + 1 == b->n) crashpoint(b->before_last);
     fs_batch_item *it = &b->items[i];
     rc = it->unnamed ? install_unnamed(it->dirfd, it->name, it->fd, err)
                      : install_temp(it->dirfd, it->name, it->fd, err);
