@@ -6,7 +6,9 @@
  *   delete          → finish: remove what is left of every victim;
  *   revert "stage"  → roll back with revert_abort;
  *   revert "finish" → finish with revert_finish (restartable). */
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "domain.h"
@@ -37,28 +39,24 @@ static int run_all(vmsnap_op *op, store_domain *sd, json_t *j, vmsnap_job_kind k
 
 /* A create's document is the last thing it installs (create.c, record):
  * in place, the create had committed and only its journal's clear, which
- * it does not wait for, was lost. */
-static int create_committed(store_domain *sd, const char *uuid, int *committed, vs_err *err)
+ * it does not wait for, was lost. A look at the name is enough: the
+ * documents are loaded once, by the rollback that may follow. */
+static int create_committed(store_domain *sd, const char *uuid)
 {
-  json_t *snaps;
-  int rc = store_load_snapshots(sd, &snaps, err);
-  *committed = !rc && uuid && store_find_by_uuid(snaps, uuid);
-  json_decref(snaps);
-  return rc;
+  char file[64];
+  if (!uuid || snprintf(file, sizeof file, "%s.json", uuid) >= (int)sizeof file) return 0;
+  return faccessat(sd->snapdirfd, file, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 static int recover_create(vmsnap_op *op, store_domain *sd, json_t *j, vs_err *err)
 {
   json_t *doc = json_object_get(j, "snapshot");
-  int committed;
-  int rc = create_committed(sd, jstr(doc, "uuid"), &committed, err);
-  if (rc) return rc;
-  if (committed) {
+  if (create_committed(sd, jstr(doc, "uuid"))) {
     op_warn(op, "domain %s: the interrupted create of snapshot '%s' had completed; kept it",
             sd->name, jstr(doc, "name"));
     return 0;
   }
-  rc = run_all(op, sd, j, VMSNAP_JOB_ROLLBACK, STEP_REMOVE, err);
+  int rc = run_all(op, sd, j, VMSNAP_JOB_ROLLBACK, STEP_REMOVE, err);
   if (!rc) rc = store_remove_snapshot(sd, jstr(doc, "uuid"), err);
   if (!rc && json_is_true(json_object_get(j, "first"))) {
     rc = store_forget_domain_doc(sd, err); /* the domain recorded nothing before */
