@@ -89,17 +89,16 @@ static int link_temp(int dirfd, const char *name, const char *target, vs_err *er
   return err_set(err, err_from_errno(errno), "cannot write %s: %s", name, strerror(errno));
 }
 
-/* Links the unnamed file fd as name, then flushes it (its link count too). */
+/* Flushes the unnamed file fd, then links it as name: a name that reaches
+ * the disk has its content there, as the commit record's must (recover
+ * keeps a create whose document exists). The directory's flush makes the
+ * name durable, with the link count in a journaling filesystem's commit
+ * (without a journal, the fsck a crash needs anyway restores the count). */
 static int install_unnamed(int dirfd, const char *name, int fd, vs_err *err)
 {
-  int rc = vp_link_unnamed(fd, dirfd, name), e = -rc;
-  if (!rc && fsync(fd) < 0) {
-    e = errno;
-    unlinkat(dirfd, name, 0); /* ours: it did not exist */
-    rc = -1;
-  }
+  int rc = fsync(fd) < 0 ? -errno : vp_link_unnamed(fd, dirfd, name);
   close(fd);
-  return rc ? err_set(err, err_from_errno(e), "cannot write %s: %s", name, strerror(e)) : 0;
+  return rc ? err_set(err, err_from_errno(-rc), "cannot write %s: %s", name, strerror(-rc)) : 0;
 }
 
 /* Flushes the temporary file of name and renames it over name. */

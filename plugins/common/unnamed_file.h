@@ -15,8 +15,11 @@
 int vp_open_unnamed(int dirfd, const char *dir, mode_t mode);
 
 /* Links the unnamed file fd as name in dirfd, never replacing anything:
- * 0, or -errno (-EEXIST when name is taken). Flush fd after this, not
- * before: the link count is the file's own metadata. */
+ * 0, or -errno (-EEXIST when name is taken). Flush fd BEFORE this when
+ * the name must never stand for content that is not on disk yet (a commit
+ * record), then the directory. Flush it after (then the directory) when
+ * nothing refers to the name until both are done: one flush then covers
+ * the content and the link count, the file's own metadata. */
 int vp_link_unnamed(int fd, int dirfd, const char *name);
 
 #endif

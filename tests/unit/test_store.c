@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -461,6 +462,94 @@ static void test_batch_commit_record(void **state)
   store_close(d);
 }
 
+/* The store's flushes and the names it makes, in order, while tracing:
+ * "F <inode>" for an fsync, "N <inode>" when a name appears for an inode
+ * (linkat, renameat). These wrap libc's for the code linked in here. */
+static int tracing, ntrace;
+static struct { char what; ino_t ino; } trace[256];
+
+static void trace_add(char what, ino_t ino)
+{
+  if (tracing && ntrace < 256) {
+    trace[ntrace].what = what;
+    trace[ntrace++].ino = ino;
+  }
+}
+
+int fsync(int fd)
+{
+  static int (*real)(int);
+  if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+  struct stat sb;
+  if (fstat(fd, &sb) == 0) trace_add('F', sb.st_ino);
+  return real(fd);
+}
+
+static void trace_name(int dirfd, const char *name)
+{
+  struct stat sb;
+  if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0) trace_add('N', sb.st_ino);
+}
+
+int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags)
+{
+  static int (*real)(int, const char *, int, const char *, int);
+  if (!real) real = (int (*)(int, const char *, int, const char *, int))dlsym(RTLD_NEXT, "linkat");
+  int rc = real(olddirfd, oldpath, newdirfd, newpath, flags);
+  if (rc == 0) trace_name(newdirfd, newpath);
+  return rc;
+}
+
+int renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath)
+{
+  static int (*real)(int, const char *, int, const char *);
+  if (!real) real = (int (*)(int, const char *, int, const char *))dlsym(RTLD_NEXT, "renameat");
+  int rc = real(olddirfd, oldpath, newdirfd, newpath);
+  if (rc == 0) trace_name(newdirfd, newpath);
+  return rc;
+}
+
+static int trace_find(char what, ino_t ino, int from)
+{
+  for (int i = from; i < ntrace; i++)
+    if (trace[i].what == what && trace[i].ino == ino) return i;
+  return -1;
+}
+
+/* A power cut must never leave a commit record's name on disk without its
+ * content: recover keeps a create whose document exists. So a new
+ * document is flushed before its name appears, and its directory after. */
+static void test_record_flushed_before_named(void **state)
+{
+  fixture *f = *state;
+  store_domain *d;
+  vs_err err = {0};
+  char path[4200];
+  struct stat doc, dir;
+  assert_int_equal(store_open(f->ctx, "fo1", STORE_CREATE, &d, &err), 0);
+  json_t *a = snap_doc("u-a", "a", NULL, 1);
+  json_object_set_new(d->doc, "current", json_string("u-a"));
+  ntrace = 0;
+  tracing = 1;
+  store_batch_begin(d);
+  assert_int_equal(store_write_domain(d, &err), 0);
+  store_batch_commit_record(d, "test:never");
+  assert_int_equal(store_write_snapshot(d, a, &err), 0);
+  assert_int_equal(store_batch_end(d, 0, &err), 0);
+  tracing = 0;
+  snap_path(f, "fo1", "u-a.json", path, sizeof path);
+  assert_int_equal(stat(path, &doc), 0);
+  snap_path(f, "fo1", ".", path, sizeof path);
+  assert_int_equal(stat(path, &dir), 0);
+  int named = trace_find('N', doc.st_ino, 0);
+  assert_true(named >= 0);
+  int flushed = trace_find('F', doc.st_ino, 0);
+  assert_true(flushed >= 0 && flushed < named);
+  assert_true(trace_find('F', dir.st_ino, named) > named);
+  json_decref(a);
+  store_close(d);
+}
+
 /* A clear that is not waited for is a clear all the same, and the next
  * intent is recorded after it. */
 static void test_journal_clear_done(void **state)
@@ -498,6 +587,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_fresh_domain_forgotten, setup, teardown),
     cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
     cmocka_unit_test_setup_teardown(test_batch_commit_record, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_record_flushed_before_named, setup, teardown),
     cmocka_unit_test_setup_teardown(test_journal_clear_done, setup, teardown),
     cmocka_unit_test_setup_teardown(test_current_link, setup, teardown),
     cmocka_unit_test_setup_teardown(test_current_legacy_and_damaged, setup, teardown),
