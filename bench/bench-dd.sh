@@ -201,21 +201,22 @@ run_tool() { # tool src dst
   esac
 }
 
-# One run of a tool (run number $round): time of the tool alone, and until
-# its output is on disk (`sync FILE` = fsync, what vmsnap does before it
-# reports success).
+# One tool, N runs: time of the tool alone, and until its output is on disk
+# (`sync FILE` = fsync, what vmsnap does before it reports success).
 bench_tool() { # key tool src cache outdir
-  local key=$1 tool=$2 src=$3 cache=$4 out=$5/bench-out.raw t0 t1 t2
-  rm -f "$out"
-  prep_cache "$cache" "$src"
-  t0=$(now_us)
-  run_tool "$tool" "$src" "$out"
-  t1=$(now_us)
-  sync "$out"
-  t2=$(now_us)
-  [ "$(stat -c %s "$out")" = "$(stat -c %s "$src")" ] || SIZE_OK[$key]=no
-  record "$key" $((t2 - t0)) $((t1 - t0)) "$(alloc_bytes "$out")"
-  log "$key run $round/$runs: $(sec $((t2 - t0))) s ($(sec $((t1 - t0))) s before fsync)"
+  local key=$1 tool=$2 src=$3 cache=$4 out=$5/bench-out.raw r t0 t1 t2
+  for ((r = 1; r <= runs; r++)); do
+    rm -f "$out"
+    prep_cache "$cache" "$src"
+    t0=$(now_us)
+    run_tool "$tool" "$src" "$out"
+    t1=$(now_us)
+    sync "$out"
+    t2=$(now_us)
+    [ "$(stat -c %s "$out")" = "$(stat -c %s "$src")" ] || SIZE_OK[$key]=no
+    record "$key" $((t2 - t0)) $((t1 - t0)) "$(alloc_bytes "$out")"
+    log "$key run $r/$runs: $(sec $((t2 - t0))) s ($(sec $((t1 - t0))) s before fsync)"
+  done
   rm -f "$out"
 }
 
@@ -229,59 +230,45 @@ warm_state() { # domain
   readlink "$d/snapshots/.current" >/dev/null || true
 }
 
-# One snapctl create (run number $round) with a fresh name; the delete is
-# not timed.
+# snapctl create with a fresh name per run; the delete is not timed.
 bench_create() { # key domain src cache
-  local key=$1 dom=$2 src=$3 cache=$4 t0 t1 name f m c
-  name=bench-$cache-$round-$RANDOM
-  prep_cache "$cache" "$src"
-  warm_state "$dom"
-  t0=$(now_us)
-  snap -v create "$dom" --name "$name" --disk "vda=$src,format=raw" >/dev/null 2>"$work/op.log" ||
-    { cat "$work/op.log" >&2; die "snapctl create failed"; }
-  t1=$(now_us)
-  read -r m c < <(parse_copy_log "$work/op.log"; echo) || true
-  f=$(snap_file "$dom" "$name")
-  [ -n "$f" ] && [ "$(stat -c %s "$f")" = "$(stat -c %s "$src")" ] || SIZE_OK[$key]=no
-  record "$key" $((t1 - t0)) "" "$( [ -n "$f" ] && alloc_bytes "$f" || echo 0)" \
-    "${m:-?}" "$( [ -n "${c:-}" ] && awk -v s="$c" 'BEGIN { printf "%d", s * 1e6 }')"
-  log "$key run $round/$runs: $(sec $((t1 - t0))) s (${m:-?}, copy ${c:-?} s)"
-  snap delete "$dom" "$name" >/dev/null 2>"$work/op.log" ||
-    { cat "$work/op.log" >&2; die "snapctl delete failed"; }
+  local key=$1 dom=$2 src=$3 cache=$4 r t0 t1 name f m c
+  for ((r = 1; r <= runs; r++)); do
+    name=bench-$cache-$r-$RANDOM
+    prep_cache "$cache" "$src"
+    warm_state "$dom"
+    t0=$(now_us)
+    snap -v create "$dom" --name "$name" --disk "vda=$src,format=raw" >/dev/null 2>"$work/op.log" ||
+      { cat "$work/op.log" >&2; die "snapctl create failed"; }
+    t1=$(now_us)
+    read -r m c < <(parse_copy_log "$work/op.log"; echo) || true
+    f=$(snap_file "$dom" "$name")
+    [ -n "$f" ] && [ "$(stat -c %s "$f")" = "$(stat -c %s "$src")" ] || SIZE_OK[$key]=no
+    record "$key" $((t1 - t0)) "" "$( [ -n "$f" ] && alloc_bytes "$f" || echo 0)" \
+      "${m:-?}" "$( [ -n "${c:-}" ] && awk -v s="$c" 'BEGIN { printf "%d", s * 1e6 }')"
+    log "$key run $r/$runs: $(sec $((t1 - t0))) s (${m:-?}, copy ${c:-?} s)"
+    snap delete "$dom" "$name" >/dev/null 2>"$work/op.log" ||
+      { cat "$work/op.log" >&2; die "snapctl delete failed"; }
+  done
 }
 
-# One snapctl revert (run number $round) to the domain's base snapshot;
-# the disk is replaced by a fresh copy each time (the snapshot is kept).
+# snapctl revert to the domain's base snapshot; the disk is replaced by a
+# fresh copy each time (the snapshot is kept).
 bench_revert() { # key domain src cache
-  local key=$1 dom=$2 src=$3 cache=$4 t0 t1 base m c
+  local key=$1 dom=$2 src=$3 cache=$4 r t0 t1 base m c
   base=$(snap_file "$dom" base)
-  prep_cache "$cache" "$base"
-  warm_state "$dom"
-  t0=$(now_us)
-  snap -v revert "$dom" base >/dev/null 2>"$work/op.log" ||
-    { cat "$work/op.log" >&2; die "snapctl revert failed"; }
-  t1=$(now_us)
-  read -r m c < <(parse_copy_log "$work/op.log"; echo) || true
-  [ "$(stat -c %s "$src")" = "$(stat -c %s "$base")" ] || SIZE_OK[$key]=no
-  record "$key" $((t1 - t0)) "" "$(alloc_bytes "$src")" "${m:-?}" \
-    "$( [ -n "${c:-}" ] && awk -v s="$c" 'BEGIN { printf "%d", s * 1e6 }')"
-  log "$key run $round/$runs: $(sec $((t1 - t0))) s (${m:-?}, copy ${c:-?} s)"
-}
-
-# One round: one run of every row, starting at row (round - 1) mod N, so no
-# row always follows the previous round's last (what the host still does
-# for an output just deleted falls on a different row each round).
-run_round() { # image cache domain src outdir row...
-  local img=$1 cache=$2 dom=$3 src=$4 outdir=$5
-  shift 5
-  local rows=("$@") n=$# k row
-  for ((k = 0; k < n; k++)); do
-    row=${rows[$(((k + round - 1) % n))]}
-    case $row in
-      "vmsnap create") bench_create "$img|$cache|$row" "$dom" "$src" "$cache" ;;
-      "vmsnap revert") bench_revert "$img|$cache|$row" "$dom" "$src" "$cache" ;;
-      *) bench_tool "$img|$cache|$row" "$row" "$src" "$cache" "$outdir" ;;
-    esac
+  for ((r = 1; r <= runs; r++)); do
+    prep_cache "$cache" "$base"
+    warm_state "$dom"
+    t0=$(now_us)
+    snap -v revert "$dom" base >/dev/null 2>"$work/op.log" ||
+      { cat "$work/op.log" >&2; die "snapctl revert failed"; }
+    t1=$(now_us)
+    read -r m c < <(parse_copy_log "$work/op.log"; echo) || true
+    [ "$(stat -c %s "$src")" = "$(stat -c %s "$base")" ] || SIZE_OK[$key]=no
+    record "$key" $((t1 - t0)) "" "$(alloc_bytes "$src")" "${m:-?}" \
+      "$( [ -n "${c:-}" ] && awk -v s="$c" 'BEGIN { printf "%d", s * 1e6 }')"
+    log "$key run $r/$runs: $(sec $((t1 - t0))) s (${m:-?}, copy ${c:-?} s)"
   done
 }
 
@@ -340,9 +327,13 @@ for img in "${images[@]}"; do
   log "$img: base snapshot (not timed)"
   snap create "$dom" --name base --disk "vda=$src,format=raw" >/dev/null
   for cache in "${caches[@]}"; do
-    for ((round = 1; round <= runs; round++)); do
-      run_round "$img" "$cache" "$dom" "$src" "$work/img" "vmsnap create" "vmsnap revert" "${tools[@]}"
+    bench_create "$img|$cache|vmsnap create" "$dom" "$src" "$cache"
+    for tool in "${tools[@]}"; do
+      bench_tool "$img|$cache|$tool" "$tool" "$src" "$cache" "$work/img"
     done
+  done
+  for cache in "${caches[@]}"; do
+    bench_revert "$img|$cache|vmsnap revert" "$dom" "$src" "$cache"
   done
   snap delete "$dom" base >/dev/null
 done
@@ -369,10 +360,11 @@ if (( btrfs_ok )); then
   sync
   snap create bench-btrfs --name base --disk "vda=$bsrc,format=raw" >/dev/null
   for cache in cold warm; do
-    for ((round = 1; round <= runs; round++)); do
-      run_round "btrfs dense" "$cache" bench-btrfs "$bsrc" "$mnt" \
-        "vmsnap create" "vmsnap revert" "cp --reflink=always"
-    done
+    bench_create "btrfs dense|$cache|vmsnap create" bench-btrfs "$bsrc" "$cache"
+    bench_tool "btrfs dense|$cache|cp --reflink=always" "cp --reflink=always" "$bsrc" "$cache" "$mnt"
+  done
+  for cache in cold warm; do
+    bench_revert "btrfs dense|$cache|vmsnap revert" bench-btrfs "$bsrc" "$cache"
   done
   snap delete bench-btrfs base >/dev/null
 fi
@@ -407,9 +399,8 @@ echo
 echo "vmsnap dd backend vs. the usual tools — $(date -Is), $(uname -r), $(nproc) CPUs, $(free -g | awk '/^Mem:/ {print $2}') GiB RAM"
 echo "snapctl: $snapctl"
 echo "images: $(numfmt --to=iec "$size") each, on $fs_type ($work); $runs runs per row"
-echo "time = MEDIAN wall clock of $runs runs (min = fastest run), rows interleaved (each round runs every row once)."
-echo "Tools are timed until their output is fsync'ed ('sync FILE'), as vmsnap fsyncs its copy before it"
-echo "reports success; 'no-fsync' is the tool alone."
+echo "time = MEDIAN wall clock of $runs runs (min = fastest run). Tools are timed until their output is"
+echo "fsync'ed ('sync FILE'), as vmsnap fsyncs its copy before it reports success; 'no-fsync' is the tool alone."
 echo "cold: 'sync; echo 3 > /proc/sys/vm/drop_caches' before every run, then each tool's program loaded once (--version) so the image, not the executable, is what is cold; warm: source read into the page cache first."
 echo "alloc = MiB allocated by the result (holes kept?); method/copy = what the dd backend used, and its own"
 echo "copy time as it logs it. ratio = vmsnap median / tool median (<1.00x: vmsnap faster)."
