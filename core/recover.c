@@ -8,8 +8,8 @@
  *   revert "finish" → finish with revert_finish (restartable). */
 #include <fcntl.h>
 #include <stdlib.h>
-#include <unistd.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "domain.h"
 #include "engine.h"

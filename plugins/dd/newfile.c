@@ -30,6 +30,12 @@ static void parent_of(const char *path, char dir[PATH_MAX])
     snprintf(dir, PATH_MAX, "%.*s", (int)(slash - path), path);
 }
 
+/* Some filesystems cannot fsync a directory (EINVAL): nothing to do. */
+static int fsync_dir(int fd)
+{
+  return fsync(fd) < 0 && errno != EINVAL ? -errno : 0;
+}
+
 int dd_fsync_parent(const char *path)
 {
   char dir[PATH_MAX];
@@ -38,8 +44,7 @@ int dd_fsync_parent(const char *path)
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)
     return -errno;
-  /* Some filesystems cannot fsync a directory (EINVAL): nothing to do. */
-  int rc = fsync(fd) < 0 && errno != EINVAL ? -errno : 0;
+  int rc = fsync_dir(fd);
   close(fd);
   return rc;
 }
@@ -156,16 +161,6 @@ static int set_attrs(int fd, const char *name, const dd_new_file *nf,
   return 0;
 }
 
-static int open_unnamed(const char *path, unsigned flags)
-{
-  char dir[PATH_MAX];
-
-  if (flags & DD_COPY_NAMED_TEMP)
-    return -1;
-  parent_of(path, dir);
-  return vp_open_unnamed(AT_FDCWD, dir, 0600);
-}
-
 static int fail_msg(dd_copy_result *res, int err, const char *what,
                     const char *name)
 {
@@ -223,11 +218,11 @@ static int copy_named(int src, const char *src_path, const dd_new_file *nf,
  * temporary name made and renamed, a change to the directory that the
  * file's flush (ext4 without a journal flushes a new entry's directory)
  * and the directory's own would both write. */
-static int copy_into(int src, const char *src_path, const dd_new_file *nf,
-                     unsigned flags, const dd_copy_ops *ops,
-                     dd_copy_result *res)
+static int copy_into(int src, const char *src_path, int dirfd,
+                     const dd_new_file *nf, unsigned flags,
+                     const dd_copy_ops *ops, dd_copy_result *res)
 {
-  int dst = open_unnamed(nf->path, flags);
+  int dst = flags & DD_COPY_NAMED_TEMP ? -1 : vp_open_unnamed(dirfd, ".", 0600);
   if (dst < 0)
     return copy_named(src, src_path, nf, flags, ops, res);
   int rc = copy_unnamed(src, src_path, dst, nf, flags, ops, res);
@@ -239,18 +234,25 @@ int dd_copy_new_file(const char *src_path, const dd_new_file *nf,
                      unsigned flags, const dd_copy_ops *ops,
                      dd_copy_result *res)
 {
+  char dir[PATH_MAX];
+
   memset(res, 0, sizeof(*res));
   int src = open(src_path, O_RDONLY | O_CLOEXEC);
-  if (src < 0) {
-    int err = errno;
-    snprintf(res->message, sizeof(res->message), "opening %s: %s", src_path,
-             strerror(err));
-    return -err;
+  if (src < 0)
+    return fail_msg(res, errno, "opening", src_path);
+  /* The directory once: the unnamed file is made in it, and it is flushed
+   * once the name is there. */
+  parent_of(nf->path, dir);
+  int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0) {
+    int rc = fail_msg(res, errno, "opening the directory of", nf->path);
+    close(src);
+    return rc;
   }
-  int rc = copy_into(src, src_path, nf, flags, ops, res);
+  int rc = copy_into(src, src_path, dirfd, nf, flags, ops, res);
   close(src);
-  if (rc == 0 && (rc = dd_fsync_parent(nf->path)) < 0)
-    snprintf(res->message, sizeof(res->message),
-             "flushing the directory of %s: %s", nf->path, strerror(-rc));
+  if (rc == 0 && (rc = fsync_dir(dirfd)) < 0)
+    fail_msg(res, -rc, "flushing the directory of", nf->path);
+  close(dirfd);
   return rc;
 }

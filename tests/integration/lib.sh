@@ -309,8 +309,6 @@ mount_img() {
   it_on_cleanup "umount $mnt || umount -l $mnt"
 }
 
-# wait_for_glob TIMEOUT_S PID PATTERN: waits until a file matching PATTERN
-# exists (returns 0), PID exits or TIMEOUT passes (returns 1).
 # hold_image IMG: a qemu-io that holds the qcow2 IMG open (and locked) until
 # `release_image`; HOLDER is its pid, fd 9 its stdin. Waits for its fd on
 # IMG in /proc rather than probing with qemu-img: a probe's shared lock,
@@ -363,6 +361,8 @@ wait_for_copy() {
   return 1
 }
 
+# wait_for_glob TIMEOUT_S PID PATTERN: waits until a file matching PATTERN
+# exists (returns 0), PID exits or TIMEOUT passes (returns 1).
 wait_for_glob() {
   local deadline=$((SECONDS + $1)) pid=$2 pat=$3 f
   while [ $SECONDS -lt $deadline ]; do
